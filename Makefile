@@ -1,0 +1,42 @@
+# logpipe: thin wrappers. Every target installs into .venv first when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_DATA ?= ../shared/data
+
+.PHONY: run test test-data lint bench install clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned to the local CPU wheel: anything unpinned pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[ml,dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: parse the sample log shipped in the repo and print the template summary.
+run: $(STAMP)
+	$(BIN)/logpipe parse samples/shop/webshop.log --out .run-output
+
+## make test: lint, type-check and run the default test suite (no slow/gpu/kafka tests).
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q -m "not slow and not gpu and not kafka and not data"
+
+## make test-data: the suites over ../shared/data (accuracy and round trips on real logs).
+test-data: $(STAMP)
+	LOGPIPE_SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m pytest -q -m "data and not gpu and not kafka"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.parsing --write-results
+
+clean:
+	rm -rf $(VENV) .run-output build dist *.egg-info

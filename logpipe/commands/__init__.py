@@ -1,0 +1,1 @@
+"""One module per ``logpipe`` subcommand; each exposes ``register(app)``."""

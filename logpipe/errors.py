@@ -1,0 +1,67 @@
+"""One exception hierarchy for logpipe.
+
+Every error a user can cause derives from :class:`LogpipeError`, so the CLI can turn any of
+them into a clear message and exit code 1 (2 for usage errors) instead of a traceback::
+
+    LogpipeError
+    ├── UsageError            bad flags, unknown preset, malformed format string (exit code 2)
+    │   └── FormatSpecError   a log format string that cannot be compiled
+    ├── InputError            an input that cannot be read (missing file, truncated gzip/zstd)
+    ├── StateError            a saved parser state that is corrupt or from another version
+    └── EvaluationError       ground truth and parsed results that cannot be compared
+
+Messages name the file, line, byte offset or column, and say what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EvaluationError",
+    "FormatSpecError",
+    "InputError",
+    "LogpipeError",
+    "StateError",
+    "UsageError",
+]
+
+
+class LogpipeError(Exception):
+    """Base of every error logpipe raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(LogpipeError):
+    """The user asked for something impossible (bad flag value, unknown preset)."""
+
+    exit_code = 2
+
+
+class FormatSpecError(UsageError):
+    """A log format string such as ``<Date> <Time> <Content>`` that cannot be compiled."""
+
+
+class InputError(LogpipeError):
+    """An input file or stream that cannot be read to the end.
+
+    ``path`` and ``offset`` (bytes into the decompressed stream, when known) say where.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, offset: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}"
+            if offset is not None:
+                where += f" at byte {offset}"
+            where += ": "
+        super().__init__(where + message)
+        self.path = path
+        self.offset = offset
+
+
+class StateError(LogpipeError):
+    """A saved parser state that cannot be restored."""
+
+
+class EvaluationError(LogpipeError):
+    """Parsed output and ground truth that do not line up (different line counts, columns)."""

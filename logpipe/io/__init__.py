@@ -1,0 +1,1 @@
+"""Input readers and output writers: I/O lives at the edges."""

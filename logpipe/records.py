@@ -1,0 +1,115 @@
+"""The LogBatch: one Arrow schema that every pipeline stage reads and extends.
+
+Why Arrow: stages hand each other whole batches, so the hot work (header regexes, masking,
+grouping, writing) runs vectorised in Arrow's C++ kernels instead of per line in Python, and
+the archive and query stages read the same columns without conversion.
+
+Columns of a raw batch (what a source produces):
+
+========== ============================ ==================================================
+name       type                         meaning
+========== ============================ ==================================================
+ts         timestamp[ns, UTC], nullable when the record happened (null until known)
+labels     dictionary<int32, string>    the stream's label set in LogQL form ``{a="b"}``
+line       binary                       the raw line, terminator stripped, never decoded
+source     dictionary<int32, string>    file path, ``-`` for stdin, or Kafka topic
+partition  int32                        Kafka partition (0 for files)
+offset     int64                        byte offset of the line in its source (file) or
+                                        the Kafka offset; used for checkpoints and errors
+lineno     int64                        1-based line number within the source
+========== ============================ ==================================================
+
+Parsing appends:
+
+============ ===================== ====================================================
+content      string                the message body (header stripped), valid UTF-8;
+                                   undecodable bytes appear as U+FFFD here while ``line``
+                                   keeps the original bytes
+template_id  int64, nullable       the mined template's id
+params       list<string>          the variable values, in template order
+error        string, nullable      why a line was only partly handled (``no_format_match``,
+                                   ``invalid_utf8``, ``truncated``), null when clean
+============ ===================== ====================================================
+
+plus one ``string`` column per header field of the log format (``Date``, ``Level``...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+__all__ = [
+    "PARSED_FIELDS",
+    "RAW_SCHEMA",
+    "ErrorReason",
+    "raw_batch",
+]
+
+LABEL_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+RAW_SCHEMA = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=True),
+        pa.field("labels", LABEL_TYPE, nullable=False),
+        pa.field("line", pa.binary(), nullable=False),
+        pa.field("source", LABEL_TYPE, nullable=False),
+        pa.field("partition", pa.int32(), nullable=False),
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("lineno", pa.int64(), nullable=False),
+    ]
+)
+
+PARSED_FIELDS = [
+    pa.field("content", pa.string(), nullable=False),
+    pa.field("template_id", pa.int64(), nullable=True),
+    pa.field("params", pa.list_(pa.string()), nullable=False),
+    pa.field("error", pa.string(), nullable=True),
+]
+
+
+class ErrorReason:
+    """The values of the ``error`` column: a per-line problem is data, not an exception."""
+
+    NO_FORMAT_MATCH = "no_format_match"
+    INVALID_UTF8 = "invalid_utf8"
+    TRUNCATED = "truncated"
+
+
+def raw_batch(
+    lines: Sequence[bytes],
+    *,
+    source: str = "-",
+    offsets: Sequence[int] | None = None,
+    first_lineno: int = 1,
+    labels: str = "{}",
+    partition: int = 0,
+) -> pa.RecordBatch:
+    """Build a raw LogBatch from undecoded lines (terminators already stripped)."""
+    n = len(lines)
+    if offsets is None:
+        offsets_list: list[int] = []
+        pos = 0
+        for raw in lines:
+            offsets_list.append(pos)
+            pos += len(raw) + 1
+        offsets = offsets_list
+    dict_one = pa.DictionaryArray.from_arrays(
+        pa.array([0] * n, pa.int32()), pa.array([labels], pa.string())
+    )
+    src = pa.DictionaryArray.from_arrays(
+        pa.array([0] * n, pa.int32()), pa.array([source], pa.string())
+    )
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.nulls(n, pa.timestamp("ns", tz="UTC")),
+            dict_one,
+            pa.array(lines, pa.binary()),
+            src,
+            pa.array([partition] * n, pa.int32()),
+            pa.array(offsets, pa.int64()),
+            pa.array(range(first_lineno, first_lineno + n), pa.int64()),
+        ],
+        schema=RAW_SCHEMA,
+    )

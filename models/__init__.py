@@ -1,0 +1,1 @@
+"""Learned models of logpipe (installed as ``logpipe.models``)."""

@@ -1,0 +1,24 @@
+"""Shared fixtures: where the shared corpora live, and skipping data tests without them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the checkout, or ``$LOGPIPE_SHARED_DATA``."""
+    env = os.environ.get("LOGPIPE_SHARED_DATA")
+    return Path(env).resolve() if env else (REPO.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not (path / "loghub-2k").is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
