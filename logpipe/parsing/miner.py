@@ -1,31 +1,53 @@
-"""PLACEHOLDER: the template miner's public interface (the real miner replaces the body).
+"""The online template miner: a Drain-family prefix tree over masked tokens.
 
-The interface is what the CLI, benchmarks and later stages call:
+How a line is handled (each step exists because of a failure mode of plain Drain):
 
-* ``add(content) -> cluster id`` — online, one message body at a time;
-* ``add_many(contents) -> list[int]`` — the same over a batch (faster: shared caches);
-* ``template_of(id)`` — the cluster's *current* template (``<*>`` marks a variable);
-  templates only generalise as lines arrive, so the final template of a cluster is the one
-  to report for all its lines;
-* ``params_of(id, content)`` — the variable values of a line under the cluster's template;
-* ``clusters()`` — id, template and size of every live cluster;
-* ``to_dict()``/``from_dict()``/``save()``/``load()`` — JSON state, never pickle.
+1. **Mask** the obvious variables (:mod:`logpipe.parsing.masking`), so routing and
+   similarity only see constant text.
+2. **Exact cache**: a line whose masked form was seen before goes straight to its cluster.
+   Most lines of a real log hit this, which is what makes the miner fast.
+3. **Route** by token count and the first ``depth`` tokens (tokens holding a variable route
+   as ``<*>``; a node with too many children sends newcomers to ``<*>``), then pick the
+   most similar cluster in the leaf; similarity is the share of positions where the
+   template's constant token equals the line's token.
+4. **Generalise** the chosen cluster: a position that differs becomes a variable, at the
+   finest piece that differs (``user=bob`` vs ``user=eve`` gives ``user=<*>``).
+5. **Post-process** templates to the Loghub-2.0 conventions when they are read.
+
+Memory is bounded: at most ``max_clusters`` clusters (least recently used evicted, counted),
+lines longer than ``max_line_chars`` are truncated (counted), the exact cache is bounded.
+Output is deterministic: the same input in the same order gives the same ids and templates.
 """
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-__all__ = ["ClusterInfo", "MinerConfig", "TemplateMiner"]
+from logpipe.errors import StateError
+from logpipe.parsing.masking import VAR, mask_content
+from logpipe.parsing.params import extract_params
+from logpipe.parsing.postprocess import loghub_postprocess
+
+__all__ = ["ClusterInfo", "MinerConfig", "MinerStats", "TemplateMiner"]
+
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
 class MinerConfig:
-    """The single configuration used for every log system."""
+    """The single configuration used for every log system (no per-dataset tuning)."""
 
+    similarity_threshold: float = 0.8
+    depth: int = 2
+    max_children: int = 64
     max_clusters: int = 100_000
     max_line_chars: int = 20_000
+    cache_size: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -37,36 +59,276 @@ class ClusterInfo:
     size: int
 
 
+@dataclass
+class MinerStats:
+    """Counters for everything the miner did not handle in full (never silent)."""
+
+    lines: int = 0
+    cache_hits: int = 0
+    truncated_lines: int = 0
+    evicted_clusters: int = 0
+
+
+@dataclass
+class _Cluster:
+    cid: int
+    tokens: list[str]
+    size: int = 0
+    text: str | None = field(default=None, repr=False)
+
+    def template(self) -> str:
+        if self.text is None:
+            self.text = loghub_postprocess(" ".join(self.tokens))
+        return self.text
+
+
+_OUTER_DELIMS = frozenset(",;:=|\"'[](){}<>!?")
+
+
+def _generalise(old: str, new: str) -> str:
+    """The most specific token that covers both ``old`` and ``new``.
+
+    The common prefix that ends at punctuation and the common suffix that starts at
+    punctuation are kept; the part between becomes one variable. So ``user=bob`` and
+    ``user=eve`` give ``user=<*>`` and ``[ntp1]``/``[ntp2]`` give ``[<*>]``, while values
+    that merely share leading characters (``msra-41``/``msra-44``) become one variable.
+    """
+    if old in (VAR, new):
+        return old
+    n = min(len(old), len(new))
+    p = 0
+    while p < n and old[p] == new[p]:
+        p += 1
+    # snap the prefix back to just after the last punctuation inside it
+    while p > 0 and old[p - 1] not in _OUTER_DELIMS:
+        p -= 1
+    s = 0
+    while s < n - p and old[-1 - s] == new[-1 - s]:
+        s += 1
+    while s > 0 and old[len(old) - s] not in _OUTER_DELIMS:
+        s -= 1
+    if p + s > len(old):
+        s = len(old) - p
+    if not (p or s):
+        return VAR
+    return old[:p] + VAR + old[len(old) - s :]
+
+
 class TemplateMiner:
-    """Groups messages by exact content (placeholder for the Drain-family miner)."""
+    """Online Drain-family template miner; see the module docstring for the algorithm."""
 
     def __init__(self, config: MinerConfig | None = None) -> None:
         self.config = config or MinerConfig()
-        self._ids: dict[str, int] = {}
-        self._templates: list[str] = []
-        self._sizes: list[int] = []
+        self.stats = MinerStats()
+        self._clusters: OrderedDict[int, _Cluster] = OrderedDict()
+        self._root: dict[int, dict[str, Any]] = {}
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._next_id = 1
 
+    # ------------------------------------------------------------------ mining
     def add(self, content: str) -> int:
-        cid = self._ids.get(content)
-        if cid is None:
-            cid = len(self._templates) + 1
-            self._ids[content] = cid
-            self._templates.append(content)
-            self._sizes.append(0)
-        self._sizes[cid - 1] += 1
-        return cid
+        """Mine one message body; return the id of its cluster."""
+        cfg = self.config
+        self.stats.lines += 1
+        if len(content) > cfg.max_line_chars:
+            content = content[: cfg.max_line_chars]
+            self.stats.truncated_lines += 1
+        tokens = mask_content(content)
+        key = " ".join(tokens)
+        cid = self._cache.get(key)
+        if cid is not None:
+            cluster = self._clusters.get(cid)
+            if cluster is not None:
+                self.stats.cache_hits += 1
+                cluster.size += 1
+                self._clusters.move_to_end(cid)
+                return cid
+        cluster = self._match(tokens)
+        if cluster is None:
+            cluster = self._create(tokens)
+        else:
+            self._absorb(cluster, tokens)
+        cluster.size += 1
+        self._clusters.move_to_end(cluster.cid)
+        self._remember(key, cluster.cid)
+        return cluster.cid
 
     def add_many(self, contents: Iterable[str]) -> list[int]:
-        return [self.add(c) for c in contents]
+        """Mine a batch of message bodies in order; return their cluster ids."""
+        add = self.add
+        return [add(c) for c in contents]
 
+    def _remember(self, key: str, cid: int) -> None:
+        cache = self._cache
+        cache[key] = cid
+        if len(cache) > self.config.cache_size:
+            cache.popitem(last=False)
+
+    def _route_tokens(self, tokens: list[str]) -> list[str]:
+        return [t if VAR not in t else VAR for t in tokens[: self.config.depth]]
+
+    def _leaf(self, tokens: list[str], create: bool) -> list[int] | None:
+        node: dict[str, Any] | None = self._root.get(len(tokens))
+        if node is None:
+            if not create:
+                return None
+            node = self._root.setdefault(len(tokens), {})
+        for route in self._route_tokens(tokens):
+            child = node.get(route)
+            if child is None:
+                if create:
+                    key = route
+                    if key != VAR and len(node) >= self.config.max_children:
+                        key = VAR
+                    child = node.setdefault(key, {})
+                else:
+                    child = node.get(VAR)
+                    if child is None:
+                        return None
+            node = child
+        leaf = node.get("")
+        if leaf is None:
+            if not create:
+                return None
+            leaf = node[""] = []
+        return leaf
+
+    def _match(self, tokens: list[str]) -> _Cluster | None:
+        leaf = self._leaf(tokens, create=False)
+        if not leaf:
+            return None
+        best: _Cluster | None = None
+        best_sim = -1.0
+        best_params = -1
+        n = len(tokens) or 1
+        for cid in leaf:
+            cluster = self._clusters[cid]
+            same = 0
+            params = 0
+            soft = 0
+            for t, u in zip(cluster.tokens, tokens, strict=True):
+                if t == u:
+                    same += 1
+                elif t == VAR:
+                    params += 1
+                    soft += 1
+                elif not (t.isalpha() and u.isalpha()):
+                    soft += 1
+            sim = (same + 0.5 * soft) / n
+            if sim > best_sim or (sim == best_sim and params > best_params):
+                best, best_sim, best_params = cluster, sim, params
+        if best is None:
+            return None
+        if best_sim >= self.config.similarity_threshold or (
+            not tokens or best_params == len(tokens)
+        ):
+            return best
+        return None
+
+    def _create(self, tokens: list[str]) -> _Cluster:
+        cid = self._next_id
+        self._next_id += 1
+        cluster = _Cluster(cid, list(tokens))
+        self._clusters[cid] = cluster
+        leaf = self._leaf(tokens, create=True)
+        assert leaf is not None
+        leaf.append(cid)
+        if len(self._clusters) > self.config.max_clusters:
+            self._evict()
+        return cluster
+
+    def _evict(self) -> None:
+        cid, cluster = self._clusters.popitem(last=False)
+        leaf = self._leaf(cluster.tokens, create=False)
+        if leaf is not None and cid in leaf:
+            leaf.remove(cid)
+        self.stats.evicted_clusters += 1
+
+    def _absorb(self, cluster: _Cluster, tokens: list[str]) -> None:
+        changed = False
+        ctoks = cluster.tokens
+        for i, (t, u) in enumerate(zip(ctoks, tokens, strict=True)):
+            if t != u:
+                g = _generalise(t, u)
+                if g != t:
+                    ctoks[i] = g
+                    changed = True
+        if changed:
+            cluster.text = None
+
+    # ------------------------------------------------------------------ reading
     def template_of(self, cluster_id: int) -> str:
-        return self._templates[cluster_id - 1]
+        """The cluster's current template, in Loghub-2.0 conventions."""
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            raise KeyError(f"no cluster {cluster_id} (evicted or never created)")
+        return cluster.template()
 
     def params_of(self, cluster_id: int, content: str) -> list[str]:
-        return []
+        """The values of the template's variables in ``content`` (empty if it no longer fits)."""
+        return extract_params(self.template_of(cluster_id), content)
 
     def clusters(self) -> list[ClusterInfo]:
+        """Every live cluster, by id."""
         return [
-            ClusterInfo(i + 1, t, s)
-            for i, (t, s) in enumerate(zip(self._templates, self._sizes, strict=True))
+            ClusterInfo(c.cid, c.template(), c.size)
+            for c in sorted(self._clusters.values(), key=lambda c: c.cid)
         ]
+
+    # ------------------------------------------------------------------ state
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state: config, counters and clusters in LRU order."""
+        return {
+            "format": "logpipe-miner",
+            "version": STATE_VERSION,
+            "config": asdict(self.config),
+            "stats": asdict(self.stats),
+            "next_id": self._next_id,
+            "clusters": [[c.cid, c.size, c.tokens] for c in self._clusters.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TemplateMiner:
+        """Rebuild a miner from :meth:`to_dict` output (validated, never trusted blindly)."""
+        try:
+            if state.get("format") != "logpipe-miner":
+                raise StateError("not a logpipe miner state (missing format marker)")
+            if state.get("version") != STATE_VERSION:
+                raise StateError(
+                    f"miner state version {state.get('version')} is not supported "
+                    f"(this logpipe reads version {STATE_VERSION})"
+                )
+            miner = cls(MinerConfig(**state["config"]))
+            miner.stats = MinerStats(**state["stats"])
+            for cid, size, tokens in state["clusters"]:
+                if not isinstance(cid, int) or not isinstance(size, int):
+                    raise StateError(f"cluster entry with a non-integer id or size: {cid!r}")
+                if not all(isinstance(t, str) for t in tokens):
+                    raise StateError(f"cluster {cid} has non-string tokens")
+                cluster = _Cluster(cid, list(tokens), size)
+                miner._clusters[cid] = cluster
+                leaf = miner._leaf(cluster.tokens, create=True)
+                assert leaf is not None
+                leaf.append(cid)
+            miner._next_id = int(state["next_id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"corrupt miner state: {exc!r}") from exc
+        return miner
+
+    def save(self, path: str | Path) -> None:
+        """Write the state as JSON (to a temp file, then renamed: never half-written)."""
+        target = Path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        tmp.replace(target)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TemplateMiner:
+        """Read a state written by :meth:`save`."""
+        try:
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StateError(f"{path}: cannot read miner state: {exc}") from exc
+        if not isinstance(state, dict):
+            raise StateError(f"{path}: miner state must be a JSON object")
+        return cls.from_dict(state)

@@ -1,0 +1,183 @@
+"""Token-class masking: decide, before any statistics, which parts of a token are variables.
+
+Why mask first: Drain-family miners route lines through a tree keyed by their first tokens
+and compare token by token. A raw id or number in a key position splits one event into
+thousands of clusters, and a number that happens to repeat looks constant. Masking the
+obvious variables (numbers, hex, IPs, ids, paths, URLs, UUIDs, dates, durations, sizes)
+first makes routing and similarity see the event's constant text only.
+
+Masking works on *pieces*: a whitespace token is cut at punctuation that separates values in
+logs (``, ; : = | " ' [ ] ( ) { } < > !``), and each word is cut again at the characters
+that join parts of one value (``- @ # $ % & + / .``). A piece is a variable when it is
+numeric, hex, or an identifier with many digits; a word that is a path or a URL is a
+variable as a whole. The result keeps every delimiter, so the masked token still reads like
+the original (``10.0.0.1:8080`` becomes ``<*>:<*>``), which is also the convention of the
+Loghub-2.0 ground truth.
+
+Words with few digits and letters around them (``eth0``, ``ssh2``, ``IPv6``, ``utf8``) stay
+constant: they name things rather than count them. Variables that carry no digits
+(user names, host names) are left to the miner's statistics.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+__all__ = ["VAR", "mask_content", "mask_token", "split_tokens"]
+
+VAR = "<*>"
+
+# Separators between values inside a whitespace token.
+_OUTER = re.compile(r"""([,;:=|"'\[\](){}<>!?]+)""")
+# Joiners inside one value: a run of these splits a word into pieces. A '-' right after '_'
+# belongs to the id (``blk_-4242``), so it does not split.
+_INNER = re.compile(r"((?:(?<!_)-)|[@#$%&+/.])")
+_HAS_DIGIT = re.compile(r"\d")
+_DIGITS = re.compile(r"\d")
+_HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]+")
+_PATH = re.compile(r"(?:/[^/]+)+/?|~(?:/[^/]+)+/?|[A-Za-z]:\\\S+")
+_WS = re.compile(r"\s+")
+_NUMBER_UNIT = re.compile(
+    r"\d+(?:\.\d+)?(?:ns|us|µs|ms|s|sec|secs|m|min|mins|h|hr|hrs|d|b|B|kb|KB|kB|K|k|mb|MB|M|gb|GB|G|tb|TB|T|KiB|MiB|GiB|TiB|%)"
+)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+_SIGNED_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# host:port (``proxy.example.org:8080``, ``node-7:50010``): the host is a value too.
+_HOST_PORT = re.compile(r"(?<![\w./-])[A-Za-z0-9]+(?:[.-][A-Za-z0-9]+)+:\d+(?!\w|\.\w)")
+# Calendar words are values: a month or weekday name in a log line is part of a date.
+_CALENDAR = frozenset(
+    [
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "May",
+        "Jun",
+        "Jul",
+        "Aug",
+        "Sep",
+        "Sept",
+        "Oct",
+        "Nov",
+        "Dec",
+        "January",
+        "February",
+        "March",
+        "April",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+        "Mon",
+        "Tue",
+        "Wed",
+        "Thu",
+        "Fri",
+        "Sat",
+        "Sun",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ]
+)
+
+
+def _is_variable_piece(piece: str) -> bool:
+    """Whether one piece of a word (no joiners inside) is a value rather than a name."""
+    if not _HAS_DIGIT.search(piece):
+        return False
+    if piece.isdigit():
+        return True
+    if len(piece) >= 4 and _HEX.fullmatch(piece):
+        return True
+    if piece[:2] in ("0x", "0X") and _HEX.fullmatch(piece):
+        return True
+    if _NUMBER_UNIT.fullmatch(piece):
+        return True
+    return len(_DIGITS.findall(piece)) >= 3
+
+
+def _mask_word(word: str) -> str:
+    """Mask one word (a run of characters between outer separators)."""
+    if not word:
+        return word
+    if word.startswith("//") and len(word) > 2:
+        return "//" + VAR
+    if word[0] in "/~" and _PATH.fullmatch(word):
+        return VAR
+    if not _HAS_DIGIT.search(word):
+        return VAR if word in _CALENDAR else word
+    if _SIGNED_NUMBER.fullmatch(word) or _UUID.fullmatch(word):
+        return VAR
+    if "_" in word and any(seg.isdigit() for seg in word.split("_")):
+        return VAR  # ``rdd_2_0``, ``task_12_m``: an id built from a name and counters
+    parts = _INNER.split(word)
+    changed = False
+    for i in range(0, len(parts), 2):
+        piece = parts[i]
+        if piece and _is_variable_piece(piece):
+            parts[i] = VAR
+            changed = True
+    if not changed:
+        return word
+    joined = _collapse_dotted("".join(parts))
+    return joined
+
+
+def _collapse_dotted(text: str) -> str:
+    """``<*>.<*>.<*>`` is one dotted value (an IPv4 address, a version, a float)."""
+    while "<*>.<*>" in text:
+        text = text.replace("<*>.<*>", VAR)
+    return text
+
+
+@lru_cache(maxsize=1 << 16)
+def mask_token(token: str) -> str:
+    """Mask the variable parts of one whitespace-free token (cached: tokens repeat a lot)."""
+    if _URL.match(token):
+        scheme, _, _rest = token.partition("://")
+        return scheme + "://" + VAR
+    if ":" in token:
+        token = _HOST_PORT.sub("<*>:<*>", token)
+    parts = _OUTER.split(token)
+    for i in range(0, len(parts), 2):
+        parts[i] = _mask_word(parts[i])
+    return "".join(parts)
+
+
+def split_tokens(content: str) -> list[str]:
+    """Whitespace tokens of a message (runs of whitespace count as one separator)."""
+    return content.split()
+
+
+_HTTP_VERSION = re.compile(r"HTTP/\d(?:\.\d)?(\W*)")
+
+
+def mask_content(content: str) -> list[str]:
+    """The masked tokens of a message.
+
+    One rule spans tokens: in an HTTP request line (``"GET /a/b?c=1 HTTP/1.1"``) the target
+    and the protocol version are one value, so ``<target> HTTP/1.1"`` becomes ``<*>"``.
+    """
+    raw = content.split()
+    tokens = [mask_token(t) for t in raw]
+    if "HTTP/" in content:
+        i = len(raw) - 1
+        while i > 0:
+            m = _HTTP_VERSION.fullmatch(raw[i])
+            prev = raw[i - 1]
+            if m and (prev.startswith("/") or "://" in prev or tokens[i - 1].endswith(VAR)):
+                head = "" if prev.startswith("/") or "://" in prev else tokens[i - 1][:-3]
+                tokens[i - 1] = head + VAR + m.group(1)
+                del tokens[i]
+            i -= 1
+    return tokens

@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from logpipe.errors import StateError
+from logpipe.parsing import MinerConfig, TemplateMiner
+from logpipe.parsing.miner import _generalise
+
+LINES = [
+    "Received block blk_123 of size 67108864 from /10.0.0.1",
+    "Received block blk_456 of size 1024 from /10.0.0.2",
+    "Deleting block blk_123 file /data/dfs/blk_123",
+    "session opened for user alice by (uid=0)",
+    "session opened for user bob by (uid=1000)",
+    "Deleting block blk_789 file /data/dfs/blk_789",
+]
+
+
+def test_lines_of_one_event_share_a_template() -> None:
+    m = TemplateMiner()
+    ids = m.add_many(LINES)
+    assert ids[0] == ids[1]
+    assert ids[2] == ids[5]
+    assert ids[3] == ids[4]
+    assert len(set(ids)) == 3
+    assert m.template_of(ids[0]) == "Received block <*> of size <*> from <*>"
+    assert m.template_of(ids[2]) == "Deleting block <*> file <*>"
+    assert m.template_of(ids[3]) == "session opened for user <*> by (uid=<*>)"
+    sizes = {c.cluster_id: c.size for c in m.clusters()}
+    assert sizes[ids[0]] == 2 and sizes[ids[2]] == 2
+
+
+def test_params_follow_the_final_template() -> None:
+    m = TemplateMiner()
+    ids = m.add_many(LINES)
+    assert m.params_of(ids[3], LINES[3]) == ["alice", "0"]
+    assert m.params_of(ids[0], LINES[0]) == ["blk_123", "67108864", "/10.0.0.1"]
+
+
+def test_generalise_keeps_punctuation_around_values() -> None:
+    assert _generalise("user=bob", "user=eve") == "user=<*>"
+    assert _generalise("()", "(host)") == "(<*>)"
+    assert _generalise("abc", "abd") == "<*>"
+
+
+def test_output_is_deterministic() -> None:
+    a, b = TemplateMiner(), TemplateMiner()
+    assert a.add_many(LINES) == b.add_many(LINES)
+    assert [c.template for c in a.clusters()] == [c.template for c in b.clusters()]
+
+
+def test_max_clusters_evicts_least_recently_used_and_counts() -> None:
+    m = TemplateMiner(MinerConfig(max_clusters=2))
+    m.add("alpha one")
+    m.add("beta two three")
+    m.add("gamma four five six")
+    assert len(m.clusters()) == 2
+    assert m.stats.evicted_clusters == 1
+
+
+def test_long_lines_are_truncated_and_counted() -> None:
+    m = TemplateMiner(MinerConfig(max_line_chars=10))
+    cid = m.add("x" * 100)
+    assert m.stats.truncated_lines == 1
+    assert len(m.template_of(cid)) == 10
+
+
+def test_state_round_trip(tmp_path: Path) -> None:
+    m = TemplateMiner()
+    m.add_many(LINES[:3])
+    path = tmp_path / "state.json"
+    m.save(path)
+    restored = TemplateMiner.load(path)
+    assert restored.clusters() == m.clusters()
+    # continuing on the restored miner gives what continuing on the original gives
+    assert restored.add_many(LINES[3:]) == m.add_many(LINES[3:])
+    assert restored.clusters() == m.clusters()
+
+
+def test_corrupt_state_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"format": "logpipe-miner", "version": 99}')
+    with pytest.raises(StateError, match="version 99"):
+        TemplateMiner.load(path)
+    path.write_text("not json")
+    with pytest.raises(StateError, match="cannot read"):
+        TemplateMiner.load(path)
+
+
+def test_empty_and_whitespace_lines() -> None:
+    m = TemplateMiner()
+    a = m.add("")
+    b = m.add("   ")
+    assert a == b
+    assert m.template_of(a) == ""
