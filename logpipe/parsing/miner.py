@@ -43,6 +43,7 @@ class MinerConfig:
     """The single configuration used for every log system (no per-dataset tuning)."""
 
     similarity_threshold: float = 0.8
+    rescue_threshold: float = 0.95
     depth: int = 2
     max_children: int = 64
     max_clusters: int = 100_000
@@ -122,6 +123,7 @@ class TemplateMiner:
         self.stats = MinerStats()
         self._clusters: OrderedDict[int, _Cluster] = OrderedDict()
         self._root: dict[int, dict[str, Any]] = {}
+        self._by_length: dict[int, list[int]] = {}
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._next_id = 1
 
@@ -195,8 +197,16 @@ class TemplateMiner:
 
     def _match(self, tokens: list[str]) -> _Cluster | None:
         leaf = self._leaf(tokens, create=False)
-        if not leaf:
-            return None
+        found = self._best(leaf, tokens, self.config.similarity_threshold) if leaf else None
+        if found is None and len(tokens) > self.config.depth:
+            # The routing tokens may themselves be variables (``com.example.Job: ...``): a
+            # long line that matches a cluster elsewhere almost everywhere belongs to it.
+            found = self._best(
+                self._by_length.get(len(tokens), []), tokens, self.config.rescue_threshold
+            )
+        return found
+
+    def _best(self, leaf: list[int], tokens: list[str], threshold: float) -> _Cluster | None:
         best: _Cluster | None = None
         best_sim = -1.0
         best_params = -1
@@ -219,9 +229,7 @@ class TemplateMiner:
                 best, best_sim, best_params = cluster, sim, params
         if best is None:
             return None
-        if best_sim >= self.config.similarity_threshold or (
-            not tokens or best_params == len(tokens)
-        ):
+        if best_sim >= threshold or (not tokens or best_params == len(tokens)):
             return best
         return None
 
@@ -233,6 +241,7 @@ class TemplateMiner:
         leaf = self._leaf(tokens, create=True)
         assert leaf is not None
         leaf.append(cid)
+        self._by_length.setdefault(len(tokens), []).append(cid)
         if len(self._clusters) > self.config.max_clusters:
             self._evict()
         return cluster
@@ -242,6 +251,7 @@ class TemplateMiner:
         leaf = self._leaf(cluster.tokens, create=False)
         if leaf is not None and cid in leaf:
             leaf.remove(cid)
+        self._by_length[len(cluster.tokens)].remove(cid)
         self.stats.evicted_clusters += 1
 
     def _absorb(self, cluster: _Cluster, tokens: list[str]) -> None:
@@ -310,6 +320,7 @@ class TemplateMiner:
                 leaf = miner._leaf(cluster.tokens, create=True)
                 assert leaf is not None
                 leaf.append(cid)
+                miner._by_length.setdefault(len(cluster.tokens), []).append(cid)
             miner._next_id = int(state["next_id"])
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"corrupt miner state: {exc!r}") from exc
