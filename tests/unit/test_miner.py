@@ -93,3 +93,16 @@ def test_empty_and_whitespace_lines() -> None:
     b = m.add("   ")
     assert a == b
     assert m.template_of(a) == ""
+
+
+def test_add_batch_equals_online_mining() -> None:
+    import pyarrow as pa
+
+    batch = LINES * 3 + [LINES[0]]
+    online = TemplateMiner()
+    expected = online.add_many(batch)
+    vectorised = TemplateMiner()
+    got = vectorised.add_batch(pa.array(batch)).to_pylist()
+    assert got == expected
+    assert vectorised.clusters() == online.clusters()
+    assert vectorised.stats.lines == online.stats.lines == len(batch)
