@@ -119,6 +119,20 @@ def _generalise(old: str, new: str) -> str:
     return old[:p] + VAR + old[len(old) - s :]
 
 
+# A run of at least this many values at the end of a message is a list (``to delete blk_1
+# blk_2 ...``) whose length varies from line to line: it is one variable. Shorter runs are
+# usually fixed-arity tuples (``x y z``) and stay one variable per value.
+_LIST_RUN = 5
+
+
+def _collapse_value_list(tokens: list[str]) -> None:
+    run = 0
+    while run < len(tokens) and tokens[-1 - run] == VAR:
+        run += 1
+    if run >= _LIST_RUN:
+        del tokens[len(tokens) - run + 1 :]
+
+
 class TemplateMiner:
     """Online Drain-family template miner; see the module docstring for the algorithm."""
 
@@ -140,6 +154,8 @@ class TemplateMiner:
             content = content[: cfg.max_line_chars]
             self.stats.truncated_lines += 1
         tokens = mask_content(content)
+        if len(tokens) >= _LIST_RUN and tokens[-1] == VAR and tokens[-_LIST_RUN] == VAR:
+            _collapse_value_list(tokens)
         key = " ".join(tokens)
         cid = self._cache.get(key)
         if cid is not None:

@@ -106,3 +106,15 @@ def test_add_batch_equals_online_mining() -> None:
     assert got == expected
     assert vectorised.clusters() == online.clusters()
     assert vectorised.stats.lines == online.stats.lines == len(batch)
+
+
+def test_trailing_value_lists_of_any_length_share_a_template() -> None:
+    m = TemplateMiner()
+    short = m.add("ask 10.0.0.1:50010 to delete blk_1")
+    long_a = m.add("ask 10.0.0.1:50010 to delete " + " ".join(f"blk_{i}" for i in range(9)))
+    long_b = m.add("ask 10.0.0.2:50010 to delete " + " ".join(f"blk_{i}" for i in range(30)))
+    assert long_a == long_b
+    assert m.template_of(long_a) == m.template_of(short) == "ask <*>:<*> to delete <*>"
+    # short fixed-arity tuples keep one variable per value
+    tup = m.add("REPORT : 1 2 3 4")
+    assert m.template_of(tup) == "REPORT : <*> <*> <*> <*>"
