@@ -676,7 +676,8 @@ def render_markdown(
             "(see `logpipe/evaluation.py`), on each system's `*_structured_corrected.csv` "
             "(`Content` in, final cluster template per line out). Baselines: stock drain3 "
             "(`TemplateMinerConfig()`), and drain3 with the masking of its example config "
-            f"plus Loghub-2.0's template post-processing ({POSTPROCESS_SOURCE}). "
+            "plus Loghub-2.0's template post-processing "
+            f"(in this run: {POSTPROCESS_SOURCE}). "
             f"The headline is the mean over the {acc.count(CORE_SET)} `{CORE_SET}` systems "
             "(the paper's set); the second mean adds Android and Windows. "
             "Check on the metrics: on Apache, HDFS, Spark, Thunderbird and Zookeeper stock "
@@ -711,7 +712,8 @@ def render_markdown(
         f"{LOGHUB2_CITATION}",
     ]
     if citation:
-        parts += ["", "```bibtex", citation.strip(), "```"]
+        bibtex = "\n".join(line.rstrip() for line in citation.strip().splitlines())
+        parts += ["", "```bibtex", bibtex, "```"]
     parts.append(SECTION_END)
     return "\n".join(parts) + "\n"
 
