@@ -769,6 +769,35 @@ DETECTION_CASES: list[tuple[str, list[str], dict[str, str], str]] = [
         "slow query (1.2 s)",
     ),
     (
+        "iso-dash-level-context",
+        [
+            "2025-01-02 09:30:15,042 - INFO  [main:QuorumPeer[myid=2]@812] - LOOKING",
+            "2025-01-02 09:30:15,099 - WARN  [SendWorker:3:Sender@96] - Interrupted",
+        ],
+        {
+            "Timestamp": "2025-01-02 09:30:15,042",
+            "Level": "INFO",
+            "Context": "main:QuorumPeer[myid=2]@812",
+        },
+        "LOOKING",
+    ),
+    (
+        "logcat",
+        [
+            "01-02 09:30:15.042  1000  1234 I ActivityManager: Start proc 4242:com.example/u0a1",
+            "01-02 09:30:15.050  4242  4242 E AndroidRuntime: FATAL EXCEPTION: main",
+        ],
+        {
+            "Date": "01-02",
+            "Time": "09:30:15.042",
+            "Pid": "1000",
+            "Tid": "1234",
+            "Level": "I",
+            "Component": "ActivityManager",
+        },
+        "Start proc 4242:com.example/u0a1",
+    ),
+    (
         "iso-level",
         [
             "2025-01-02T09:30:15+01:00 [WARN] disk almost full",
@@ -981,3 +1010,33 @@ def test_loghub_format_reproduces_structured_csv(
             if not loghub_csv_equal(values[i], row[name])
         ]
         assert mismatches == [], f"{system}.{name}: {mismatches[:5]}"
+
+
+# What detection picks for Loghub's systems from their first 200 lines. Systems whose header
+# is no common layout (HDFS's yyMMdd HHmmss, HealthApp's pipes, ...) fall back to plain.
+LOGHUB_DETECTED = {
+    "Hadoop": "iso-level-thread-logger",
+    "Zookeeper": "iso-dash-level-context",
+    "Linux": "syslog-rfc3164",
+    "OpenSSH": "syslog-rfc3164",
+    "Mac": "syslog-rfc3164",
+    "Android": "logcat",
+    "HDFS": "plain",
+    "HealthApp": "plain",
+}
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(("folder", "system"), LOGHUB_SYSTEMS, ids=[s for _, s in LOGHUB_SYSTEMS])
+def test_detection_on_loghub_logs(shared_data: Path, folder: str, system: str) -> None:
+    lines = read_log_lines(shared_data / folder / system / f"{system}_2k.log")
+    framer = detect_framer(lines[:DETECTION_SAMPLE_LINES])
+    if system in LOGHUB_DETECTED:
+        assert framer.name == LOGHUB_DETECTED[system]
+    framed = framer.frame(pa.array(lines, pa.string()))
+    assert sum(framed.matched.to_pylist()) >= 0.99 * len(lines)
+    if system == "Android":  # logcat detection splits exactly as Loghub's Android format
+        loghub = preset("Android").frame(pa.array(lines, pa.string()))
+        assert framed.content.to_pylist() == loghub.content.to_pylist()
+        for name in framer.field_names:
+            assert framed.fields[name].to_pylist() == loghub.fields[name].to_pylist()
