@@ -611,6 +611,17 @@ _LAYOUTS: tuple[PatternFramer, ...] = (
         ("Timestamp", "Level", "Component"),
         rf"^(?P<Timestamp>{_ISO_TS})\s+{_LEVEL}\s+(?P<Component>[^\s:\[\]]+):{_TAIL}",
     ),
+    PatternFramer(  # log4j "%d - %p [%t:%C@%L] - %m": 2024-01-01 12:00:00,1 - INFO  [t:Q@7] - x
+        "iso-dash-level-context",
+        ("Timestamp", "Level", "Context"),
+        rf"^(?P<Timestamp>{_ISO_TS})\s+-\s+{_LEVEL}\s+\[(?P<Context>.*?)\]\s+-{_TAIL}",
+    ),
+    PatternFramer(  # Android logcat (threadtime): 01-02 09:30:15.042  1000  1234 I Tag: text
+        "logcat",
+        ("Date", "Time", "Pid", "Tid", "Level", "Component"),
+        r"^(?P<Date>\d{2}-\d{2})\s+(?P<Time>\d{2}:\d{2}:\d{2}\.\d{3})\s+(?P<Pid>\d+)"
+        rf"\s+(?P<Tid>\d+)\s+(?P<Level>[VDIWEFAS])\s+(?P<Component>.*?):{_TAIL}",
+    ),
     PatternFramer(  # 2024-01-01T12:00:00Z WARN disk almost full
         "iso-level",
         ("Timestamp", "Level"),
