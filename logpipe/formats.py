@@ -396,6 +396,16 @@ def _compile_cached(spec: str) -> LogFormat:
     # The group keeps a top-level "|" in the literal text from escaping the anchors.
     regex = f"^(?:{body.text})$"
     _check_regex(spec, body.text, body.origin, regex)
+    groups = re.compile(regex).groupindex
+    for name, group in [*zip(field_names, group_names, strict=True), (CONTENT, CONTENT)]:
+        if group not in groups:
+            # e.g. "[<Thread>]": the brackets made a character class that swallowed the field
+            raise _spec_error(
+                spec,
+                first_column[name],
+                f"field <{name}> is inside a regex construct and cannot be captured",
+                "escape literal brackets and parentheses, e.g. '\\[<Thread>\\]'",
+            )
     return LogFormat(
         spec=spec, field_names=tuple(field_names), regex=regex, group_names=tuple(group_names)
     )

@@ -1040,3 +1040,8 @@ def test_detection_on_loghub_logs(shared_data: Path, folder: str, system: str) -
         assert framed.content.to_pylist() == loghub.content.to_pylist()
         for name in framer.field_names:
             assert framed.fields[name].to_pylist() == loghub.fields[name].to_pylist()
+
+
+def test_field_swallowed_by_a_character_class_is_a_clear_error() -> None:
+    with pytest.raises(FormatSpecError, match=r"<Thread> is inside a regex construct"):
+        compile_format("<Date> <Time> [<Thread>] <Content>")
