@@ -1,0 +1,424 @@
+"""The engine behind ``logpipe parse``: two streaming phases over Arrow batches.
+
+Phase 1 reads every input batch by batch: decode, frame (header regex), mine templates, and
+spill the batch (header fields, content, cluster id, error) to an Arrow IPC file. Phase 2,
+once mining is over and every cluster's *final* template is known, reads each spill back
+batch by batch, looks the templates up with one vectorised ``take`` and writes the outputs.
+Memory therefore stays at a few batches whatever the input size, and the per-line Python
+work is limited to what the miner itself needs.
+
+Without an output directory there is nothing to write, so no spill is made at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from logpipe import formats
+from logpipe.errors import InputError, UsageError
+from logpipe.io.decode import decode_lines
+from logpipe.io.inputs import (
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_LINES,
+    DEFAULT_MAX_LINE_BYTES,
+    InputSource,
+    ReadBatch,
+    expand_inputs,
+    read_batches,
+)
+from logpipe.io.outputs import (
+    OutputFormat,
+    StructuredRows,
+    TemplateRow,
+    open_structured_writer,
+    output_paths,
+    write_templates,
+)
+from logpipe.io.spill import SpillDir, SpillReader, SpillWriter
+from logpipe.parsing.miner import MinerConfig, TemplateMiner
+from logpipe.records import ErrorReason
+
+__all__ = [
+    "InputReport",
+    "NullProgress",
+    "ParseOptions",
+    "ParseReport",
+    "ProgressSink",
+    "run_parse",
+]
+
+#: Lines of the first batch handed to format auto-detection.
+SAMPLE_LINES = 200
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """What to parse and where to write it (the CLI flags, validated)."""
+
+    paths: Sequence[str]
+    log_format: str | None = None
+    preset: str | None = None
+    out_dir: Path | None = None
+    output_format: OutputFormat = OutputFormat.CSV
+    state_in: Path | None = None
+    state_out: Path | None = None
+    batch_lines: int = DEFAULT_BATCH_LINES
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+
+
+@dataclass
+class InputReport:
+    """Per-input counts, written files and the read error, if the input ended early."""
+
+    path: str
+    name: str
+    lines: int = 0
+    unmatched: int = 0
+    invalid_utf8: int = 0
+    truncated: int = 0
+    outputs: list[str] = field(default_factory=list)
+    error: InputError | None = None
+    occurrences: Counter[int] = field(default_factory=Counter)
+
+
+@dataclass
+class ParseReport:
+    """Everything the summary shows."""
+
+    inputs: list[InputReport]
+    templates: list[TemplateRow]  # every template seen in this run, most frequent first
+    seconds: float
+    framer: str
+
+    @property
+    def lines(self) -> int:
+        return sum(i.lines for i in self.inputs)
+
+    @property
+    def unmatched(self) -> int:
+        return sum(i.unmatched for i in self.inputs)
+
+    @property
+    def invalid_utf8(self) -> int:
+        return sum(i.invalid_utf8 for i in self.inputs)
+
+    @property
+    def truncated(self) -> int:
+        return sum(i.truncated for i in self.inputs)
+
+    @property
+    def errors(self) -> list[InputError]:
+        return [i.error for i in self.inputs if i.error is not None]
+
+
+class ProgressSink(Protocol):
+    """Where progress goes (a rich bar on a terminal, nothing otherwise)."""
+
+    def start(self, description: str, total: int | None) -> None: ...
+
+    def update(self, completed: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class NullProgress:
+    """Progress that goes nowhere."""
+
+    def start(self, description: str, total: int | None) -> None:
+        return None
+
+    def update(self, completed: int) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _params_for_batch(miner: TemplateMiner, ids: pa.Array, contents: pa.Array) -> pa.Array:
+    """The variable values of each line under its cluster's final template (list<string>).
+
+    One place on purpose: the miner will offer a vectorised way to compute these, and this
+    per-line loop is the only thing to swap for it.
+    """
+    params = [
+        miner.params_of(cid, text)
+        for cid, text in zip(ids.to_pylist(), contents.to_pylist(), strict=True)
+    ]
+    return pa.array(params, pa.list_(pa.string()))
+
+
+def _error_column(n: int, reasons: Sequence[tuple[pa.Array | None, str]]) -> pa.Array:
+    """Comma-separated reasons per line (null when clean), from one bool mask per reason."""
+    error: pa.Array = pa.nulls(n, pa.string())
+    for mask, reason in reasons:
+        if mask is None or not pc.any(mask).as_py():
+            continue
+        appended = pc.binary_join_element_wise(error, reason, ",")
+        error = pc.if_else(mask, pc.coalesce(appended, reason), error)
+    return error
+
+
+def _true_count(mask: pa.Array | None) -> int:
+    return 0 if mask is None else int(pc.sum(mask).as_py() or 0)
+
+
+def _load_miner(state_in: Path | None) -> TemplateMiner:
+    if state_in is None:
+        return TemplateMiner(MinerConfig())
+    load: Callable[[Path], TemplateMiner] | None = getattr(TemplateMiner, "load", None)
+    if load is None:
+        raise UsageError("--state-in: this build's template miner cannot load a saved state")
+    if not state_in.is_file():
+        raise InputError("no such parser state file", path=str(state_in))
+    return load(state_in)
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} exists and is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: cannot create it ({exc.strerror})") from None
+
+
+def _template_lookup(miner: TemplateMiner, ids: Sequence[int]) -> dict[int, str | None]:
+    """Each cluster id's final template, for a vectorised id -> template ``take``.
+
+    A cluster the miner no longer holds (evicted under its memory bound) has no final
+    template; its lines get an empty one rather than failing the run.
+    """
+    lookup: dict[int, str | None] = {}
+    for cid in ids:
+        try:
+            lookup[cid] = miner.template_of(cid)
+        except LookupError:
+            lookup[cid] = None
+    return lookup
+
+
+# --------------------------------------------------------------------------- the job
+
+
+class _Job:
+    def __init__(self, options: ParseOptions, progress: ProgressSink) -> None:
+        self.opts = options
+        self.progress = progress
+        if options.log_format is not None and options.preset is not None:
+            raise UsageError("give either --log-format or --preset, not both")
+        self.sources = expand_inputs(options.paths)
+        if options.state_out is not None and not hasattr(TemplateMiner, "save"):
+            raise UsageError("--state-out: this build's template miner cannot save its state")
+        self.miner = _load_miner(options.state_in)
+        self.framer: formats.Framer | None = None
+        if options.log_format is not None or options.preset is not None:
+            self.framer = formats.resolve_framer(options.log_format, options.preset, [])
+        self.max_chars: int | None = getattr(self.miner.config, "max_line_chars", None)
+        self.reports = [InputReport(path=s.path, name=s.name) for s in self.sources]
+        self.field_names: tuple[str, ...] = ()
+        self.spill_schema: pa.Schema | None = None
+
+    # -- phase 1
+
+    def _framer_for(self, sample: pa.Array) -> formats.Framer:
+        if self.framer is None:
+            lines = sample.slice(0, SAMPLE_LINES).to_pylist()
+            self.framer = formats.resolve_framer(self.opts.log_format, self.opts.preset, lines)
+        return self.framer
+
+    def _schema(self, framer: formats.Framer) -> pa.Schema:
+        if self.spill_schema is None:
+            self.field_names = tuple(framer.field_names)
+            self.spill_schema = pa.schema(
+                [
+                    pa.field("line_id", pa.int64()),
+                    *(pa.field(f"field_{i}", pa.string()) for i in range(len(self.field_names))),
+                    pa.field("content", pa.string()),
+                    pa.field("cluster_id", pa.int64()),
+                    pa.field("error", pa.string()),
+                ]
+            )
+        return self.spill_schema
+
+    def _mine_batch(self, rb: ReadBatch, report: InputReport) -> pa.RecordBatch:
+        batch = rb.batch
+        n = batch.num_rows
+        decoded = decode_lines(batch.column("line"))
+        framer = self._framer_for(decoded.content)
+        schema = self._schema(framer)
+        framed = framer.frame(decoded.content)
+        content = framed.content
+        ids = pa.array(self.miner.add_many(content.to_pylist()), pa.int64())
+        unmatched = pc.invert(pc.fill_null(framed.matched, False))
+        truncated = rb.truncated
+        if self.max_chars is not None:
+            too_long = pc.greater(pc.utf8_length(content), self.max_chars)
+            truncated = too_long if truncated is None else pc.or_(truncated, too_long)
+        error = _error_column(
+            n,
+            [
+                (decoded.invalid_utf8, ErrorReason.INVALID_UTF8),
+                (unmatched, ErrorReason.NO_FORMAT_MATCH),
+                (truncated, ErrorReason.TRUNCATED),
+            ],
+        )
+        report.lines += n
+        report.unmatched += _true_count(unmatched)
+        report.invalid_utf8 += _true_count(decoded.invalid_utf8)
+        report.truncated += _true_count(truncated)
+        counts = pc.value_counts(ids)
+        report.occurrences.update(
+            dict(
+                zip(
+                    counts.field("values").to_pylist(),
+                    counts.field("counts").to_pylist(),
+                    strict=True,
+                )
+            )
+        )
+        fields = [framed.fields[name] for name in self.field_names]
+        return pa.RecordBatch.from_arrays(
+            [batch.column("lineno"), *fields, content, ids, error], schema=schema
+        )
+
+    def _phase1(self, spill: SpillDir | None) -> list[Path | None]:
+        sizes = [s.size_bytes for s in self.sources]
+        total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+        self.progress.start("reading", total)
+        done_bytes = 0
+        spill_paths: list[Path | None] = []
+        for index, (source, report) in enumerate(zip(self.sources, self.reports, strict=True)):
+            writer: SpillWriter | None = None
+            path = spill.file(index) if spill is not None else None
+            try:
+                for rb in self._read(source):
+                    out = self._mine_batch(rb, report)
+                    if path is not None:
+                        if writer is None:
+                            writer = SpillWriter(path, out.schema)
+                        writer.write(out)
+                    self.progress.update(done_bytes + rb.position_bytes)
+            except InputError as exc:
+                report.error = exc
+            finally:
+                if writer is not None:
+                    writer.close()
+            done_bytes += source.size_bytes or 0
+            spill_paths.append(path if writer is not None else None)
+        self.progress.stop()
+        return spill_paths
+
+    def _read(self, source: InputSource) -> Any:
+        return read_batches(
+            source,
+            batch_lines=self.opts.batch_lines,
+            batch_bytes=self.opts.batch_bytes,
+            max_line_bytes=self.opts.max_line_bytes,
+        )
+
+    # -- phase 2
+
+    def _phase2(
+        self, out_dir: Path, spill_paths: Sequence[Path | None], lookup: dict[int, str | None]
+    ) -> None:
+        lut_ids = pa.array(list(lookup.keys()), pa.int64())
+        lut_templates = pa.array(list(lookup.values()), pa.string())
+        fmt = self.opts.output_format
+        self.progress.start("writing", sum(r.lines for r in self.reports))
+        written = 0
+        for report, spill_path in zip(self.reports, spill_paths, strict=True):
+            writer = open_structured_writer(fmt, out_dir, report.name, self.field_names)
+            try:
+                if spill_path is not None:
+                    for batch in SpillReader(spill_path):
+                        ids = batch.column("cluster_id")
+                        content = batch.column("content")
+                        templates = pc.take(lut_templates, pc.index_in(ids, value_set=lut_ids))
+                        fields = {
+                            name: batch.column(f"field_{i}")
+                            for i, name in enumerate(self.field_names)
+                        }
+                        writer.write(
+                            StructuredRows(
+                                line_id=batch.column("line_id"),
+                                fields=fields,
+                                content=content,
+                                cluster_id=ids,
+                                template=templates,
+                                params=_params_for_batch(self.miner, ids, content),
+                                error=batch.column("error"),
+                            )
+                        )
+                        written += batch.num_rows
+                        self.progress.update(written)
+            except BaseException:
+                writer.abort()
+                raise
+            writer.close()
+            rows = _template_rows(report.occurrences, lookup)
+            write_templates(fmt, out_dir, report.name, rows)
+            report.outputs = [str(p) for p in output_paths(out_dir, report.name, fmt)]
+        self.progress.stop()
+
+    # -- both
+
+    def run(self) -> ParseReport:
+        started = time.perf_counter()
+        out_dir = self.opts.out_dir
+        spill: SpillDir | None = None
+        if out_dir is not None:
+            _prepare_out_dir(out_dir)
+            spill = SpillDir(out_dir)
+        try:
+            spill_paths = self._phase1(spill)
+            if self.framer is None:  # every input was empty: still need the header fields
+                self._schema(self._framer_for(pa.array([], pa.string())))
+            if self.opts.state_out is not None:
+                self.miner.save(self.opts.state_out)  # type: ignore[attr-defined]
+            total: Counter[int] = Counter()
+            for report in self.reports:
+                total.update(report.occurrences)
+            lookup = _template_lookup(self.miner, sorted(total))
+            if out_dir is not None:
+                self._phase2(out_dir, spill_paths, lookup)
+        finally:
+            self.progress.stop()
+            if spill is not None:
+                spill.cleanup()
+        templates = _template_rows(total, lookup)
+        assert self.framer is not None
+        return ParseReport(
+            inputs=self.reports,
+            templates=templates,
+            seconds=time.perf_counter() - started,
+            framer=self.framer.name,
+        )
+
+
+def _template_rows(occurrences: Counter[int], lookup: dict[int, str | None]) -> list[TemplateRow]:
+    """The templates of ``occurrences`` with their final text, most frequent first."""
+    rows = [TemplateRow(cid, lookup[cid] or "", n) for cid, n in occurrences.items()]
+    rows.sort(key=lambda r: (-r.occurrences, r.cluster_id))
+    return rows
+
+
+def run_parse(options: ParseOptions, progress: ProgressSink | None = None) -> ParseReport:
+    """Parse ``options.paths``; write outputs when ``options.out_dir`` is set.
+
+    Raises :class:`~logpipe.errors.LogpipeError` for problems found before reading (missing
+    input, bad flags). An input that cannot be read to the end (truncated gzip) does not stop
+    the run: its complete lines are parsed and written, and the error is in the report.
+    """
+    return _Job(options, progress or NullProgress()).run()

@@ -1,0 +1,84 @@
+"""Spill files: phase 1 of ``logpipe parse`` parks each parsed batch on disk.
+
+Why: a line's reported template is its cluster's *final* template, known only after the
+whole input has been mined. Keeping every line in memory until then would make memory grow
+with the input; instead each batch (header fields, content, cluster id, error) is appended to
+an Arrow IPC stream, and phase 2 reads it back one batch at a time. IPC is the cheapest
+format Arrow has (no encoding, LZ4 to halve the disk traffic), and reading it back through a
+plain file (not a memory map) keeps the resident memory to one batch.
+
+Spill files live in a hidden directory inside the output directory (not ``/tmp``, which is
+often RAM-backed) and are removed when the run ends, also on errors.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pyarrow as pa
+
+__all__ = ["SpillDir", "SpillReader", "SpillWriter"]
+
+
+def _codec() -> str | None:
+    return "lz4" if pa.Codec.is_available("lz4") else None
+
+
+class SpillWriter:
+    """Appends record batches of one schema to an IPC stream file."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema
+        self._sink = pa.OSFile(str(path), "wb")
+        options = pa.ipc.IpcWriteOptions(compression=_codec())
+        self._writer = pa.ipc.new_stream(self._sink, schema, options=options)
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+        self._sink.close()
+
+
+class SpillReader:
+    """Reads a spill file back, one batch at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        with pa.OSFile(str(self.path), "rb") as source:
+            reader = pa.ipc.open_stream(source)
+            yield from reader
+
+
+class SpillDir:
+    """A temporary directory for spill files, removed on exit (context manager)."""
+
+    def __init__(self, parent: Path | None) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=".logpipe-spill-", dir=parent))
+
+    def file(self, index: int) -> Path:
+        return self.path / f"input-{index:05d}.arrows"
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> SpillDir:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()

@@ -1,0 +1,70 @@
+"""A tiny stand-in framer for tests of the I/O path (the real one lives in logpipe.formats).
+
+It understands plain Loghub format strings (``<Date> <Time> <Level> <Component>: <Content>``:
+named fields, literal text, runs of spaces matching any whitespace), which is all the I/O
+tests need, and frames whole Arrow arrays with RE2 like the real framer does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from logpipe.formats import Framed
+
+FORMAT = "<Date> <Time> <Level> <Component>: <Content>"
+FIELDS = ("Date", "Time", "Level", "Component")
+
+
+class FakeFramer:
+    def __init__(self, spec: str = FORMAT) -> None:
+        self.spec = spec
+        parts = re.split(r"(<[^<>]+>)", spec)
+        regex = ""
+        names: list[str] = []
+        for part in parts:
+            if part.startswith("<") and part.endswith(">"):
+                name = part[1:-1]
+                names.append(name)
+                regex += f"(?P<{name}>.*)" if name == "Content" else f"(?P<{name}>.*?)"
+            elif part:
+                regex += (
+                    r"\s+".join(re.escape(p) for p in part.split(" ")) if part.strip() else r"\s+"
+                )
+        self.regex = "^" + regex + "$"
+        self._names = tuple(n for n in names if n != "Content")
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return self._names
+
+    def frame(self, lines: pa.Array) -> Framed:
+        extracted = pc.extract_regex(lines, self.regex)
+        matched = pc.is_valid(extracted)
+        fields = {
+            name: pc.if_else(matched, extracted.field(name), pa.scalar(None, pa.string()))
+            for name in self._names
+        }
+        content = pc.if_else(matched, extracted.field("Content"), lines)
+        return Framed(fields=fields, content=content, matched=matched)
+
+
+def fake_resolve_framer(
+    log_format: str | None, preset_name: str | None, sample: Sequence[str]
+) -> FakeFramer:
+    return FakeFramer(log_format or FORMAT)
+
+
+def install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``logpipe parse`` use the fake framer."""
+    import logpipe.formats
+
+    monkeypatch.setattr(logpipe.formats, "resolve_framer", fake_resolve_framer)
