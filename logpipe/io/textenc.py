@@ -31,10 +31,11 @@ _CSV_SPECIAL = '[",\r\n]'
 # JSON strings must escape the quote, the backslash and every C0 control character.
 _JSON_SPECIAL = r'["\\\x00-\x1f]'
 _JSON_SHORT = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
-# repr() of a str emits it between single quotes unchanged only when every character is
-# printable (str.isprintable: letters, marks, numbers, punctuation, symbols, the space) and
-# neither a quote nor a backslash; anything else takes the exact (slow) repr() path.
-_REPR_SPECIAL = r"[^\p{L}\p{M}\p{N}\p{P}\p{S} ]|['\\]"
+# repr() of a str emits it between single quotes unchanged when every character is
+# printable and neither a quote nor a backslash. Printability of non-ASCII characters depends
+# on the Unicode version (Python's and RE2's tables differ), so only printable ASCII takes the
+# fast path; anything else takes the exact (slow, rare in logs) repr() path.
+_REPR_SPECIAL = r"[^\x20-\x7e]|['\\]"
 
 
 def _any(mask: pa.Array) -> bool:
