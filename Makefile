@@ -20,7 +20,8 @@ install: $(STAMP)
 
 ## make run: parse the sample log shipped in the repo and print the template summary.
 run: $(STAMP)
-	$(BIN)/logpipe parse samples/shop/webshop.log --out .run-output
+	$(BIN)/logpipe parse samples/shop/webshop.log --out .run-output \
+		--log-format '<Date> <Time> <Level> \[<Thread>\] <Component>: <Content>'
 
 ## make test: lint, type-check and run the default test suite (no slow/gpu/kafka tests).
 test: $(STAMP) lint
