@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 ## make run: parse the sample log shipped in the repo and print the template summary.
+## The format is given explicitly (see samples/README.md) rather than auto-detected.
+SAMPLE_FORMAT := <Date> <Time> <Level> \[<Thread>\] <Component>: <Content>
 run: $(STAMP)
-	$(BIN)/logpipe parse samples/shop/webshop.log --out .run-output \
-		--log-format '<Date> <Time> <Level> \[<Thread>\] <Component>: <Content>'
+	$(BIN)/logpipe parse samples/shop/webshop.log --log-format '$(SAMPLE_FORMAT)' --out .run-output
 
 ## make test: lint, type-check and run the default test suite (no slow/gpu/kafka tests).
 test: $(STAMP) lint

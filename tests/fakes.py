@@ -1,8 +1,8 @@
 """A tiny stand-in framer for tests of the I/O path (the real one lives in logpipe.formats).
 
-It understands plain Loghub format strings (``<Date> <Time> <Level> <Component>: <Content>``:
-named fields, literal text, runs of spaces matching any whitespace), which is all the I/O
-tests need, and frames whole Arrow arrays with RE2 like the real framer does.
+It understands Loghub format strings the way Loghub's own tools do (``<Name>`` fields, literal
+parts taken as regex, runs of spaces matching any whitespace), which is all the I/O tests
+need, and frames whole Arrow arrays with RE2 like the real framer does.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ class FakeFramer:
                 name = part[1:-1]
                 names.append(name)
                 regex += f"(?P<{name}>.*)" if name == "Content" else f"(?P<{name}>.*?)"
-            elif part:
-                regex += (
-                    r"\s+".join(re.escape(p) for p in part.split(" ")) if part.strip() else r"\s+"
-                )
+            else:  # literal parts are regex already (Loghub style: "\\[<Pid>\\]")
+                regex += re.sub(" +", r"\\s+", part)
         self.regex = "^" + regex + "$"
         self._names = tuple(n for n in names if n != "Content")
 
