@@ -386,7 +386,7 @@ class _Job:
             if self.framer is None:  # every input was empty: still need the header fields
                 self._schema(self._framer_for(pa.array([], pa.string())))
             if self.opts.state_out is not None:
-                self.miner.save(self.opts.state_out)  # type: ignore[attr-defined]
+                self.miner.save(self.opts.state_out)
             total: Counter[int] = Counter()
             for report in self.reports:
                 total.update(report.occurrences)
