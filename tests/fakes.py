@@ -32,7 +32,9 @@ class FakeFramer:
                 names.append(name)
                 regex += f"(?P<{name}>.*)" if name == "Content" else f"(?P<{name}>.*?)"
             else:  # literal parts are regex already (Loghub style: "\\[<Pid>\\]")
-                regex += re.sub(" +", r"\\s+", part)
+                # RE2's extract_regex wants every group named: make plain groups non-capturing
+                literal = re.sub(r"(?<!\\)\((?!\?)", "(?:", part)
+                regex += re.sub(" +", r"\\s+", literal)
         self.regex = "^" + regex + "$"
         self._names = tuple(n for n in names if n != "Content")
 

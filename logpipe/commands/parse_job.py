@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpipe import formats
-from logpipe.errors import InputError, UsageError
+from logpipe.errors import InputError, LogpipeError, UsageError
 from logpipe.io.decode import decode_lines
 from logpipe.io.inputs import (
     DEFAULT_BATCH_BYTES,
@@ -185,13 +185,20 @@ def _load_miner(state_in: Path | None) -> TemplateMiner:
     return load(state_in)
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
+def _prepare_out_dir(out_dir: Path) -> SpillDir:
+    """Create ``out_dir`` and the spill directory inside it (which also proves it writable)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a directory")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        return SpillDir(out_dir)
     except OSError as exc:
-        raise UsageError(f"--out {out_dir}: cannot create it ({exc.strerror})") from None
+        raise UsageError(f"--out {out_dir}: cannot write there ({exc.strerror})") from None
+
+
+def _as_string(values: pa.Array) -> pa.Array:
+    """Framers should return ``string`` arrays; accept ``large_string`` and the like too."""
+    return values if values.type == pa.string() else values.cast(pa.string())
 
 
 def _template_lookup(miner: TemplateMiner, ids: Sequence[int]) -> dict[int, str | None]:
@@ -259,7 +266,7 @@ class _Job:
         framer = self._framer_for(decoded.content)
         schema = self._schema(framer)
         framed = framer.frame(decoded.content)
-        content = framed.content
+        content = _as_string(framed.content)
         ids = pa.array(self.miner.add_many(content.to_pylist()), pa.int64())
         unmatched = pc.invert(pc.fill_null(framed.matched, False))
         truncated = rb.truncated
@@ -288,7 +295,7 @@ class _Job:
                 )
             )
         )
-        fields = [framed.fields[name] for name in self.field_names]
+        fields = [_as_string(framed.fields[name]) for name in self.field_names]
         return pa.RecordBatch.from_arrays(
             [batch.column("lineno"), *fields, content, ids, error], schema=schema
         )
@@ -379,11 +386,10 @@ class _Job:
         out_dir = self.opts.out_dir
         spill: SpillDir | None = None
         if out_dir is not None:
-            _prepare_out_dir(out_dir)
-            spill = SpillDir(out_dir)
+            spill = _prepare_out_dir(out_dir)
         try:
             spill_paths = self._phase1(spill)
-            if self.framer is None:  # every input was empty: still need the header fields
+            if self.spill_schema is None:  # every input was empty: still need the header fields
                 self._schema(self._framer_for(pa.array([], pa.string())))
             if self.opts.state_out is not None:
                 self.miner.save(self.opts.state_out)
@@ -393,6 +399,11 @@ class _Job:
             lookup = _template_lookup(self.miner, sorted(total))
             if out_dir is not None:
                 self._phase2(out_dir, spill_paths, lookup)
+        except OSError as exc:  # reads are InputErrors already: this is spill/result/state I/O
+            where = exc.filename or out_dir or self.opts.state_out
+            raise LogpipeError(
+                f"cannot write {where}: {exc.strerror or exc}; check free space and permissions"
+            ) from None
         finally:
             self.progress.stop()
             if spill is not None:

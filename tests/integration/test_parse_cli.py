@@ -366,3 +366,41 @@ def test_real_framer_when_available(
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["lines"] == 5 and summary["unmatched_lines"] == 1
     assert len(_csv_rows(tmp_path / "app.log_structured.csv")) == 5
+
+
+# ------------------------------------------------------------------ edges
+
+
+def test_empty_input_gives_header_only_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "empty.log"
+    log.write_bytes(b"")
+    code, summary = _run_json(capsys, str(log), "--out", str(tmp_path / "out"))
+    assert code == 0 and summary["lines"] == 0 and summary["templates"] == 0
+    assert _csv_rows(tmp_path / "out" / "empty.log_structured.csv") == []
+    text = (tmp_path / "out" / "empty.log_templates.csv").read_text()
+    assert text == "EventId,EventTemplate,Occurrences\n"
+
+
+def test_out_that_is_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = _log(tmp_path, GOOD)
+    code, _, err = _run(capsys, str(log), "--log-format", FMT, "--out", str(log))
+    assert code == 2 and "not a directory" in err
+
+
+def test_a_truncated_input_does_not_stop_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = _truncated(tmp_path, "gz")
+    good = _log(tmp_path, GOOD, name="good.log")
+    code, out, err = _run(
+        capsys, str(broken), str(good), "--log-format", FMT, "--out", str(tmp_path / "o")
+    )
+    assert code == 1 and "broken.log.gz" in err and "truncated" in err
+    assert len(_csv_rows(tmp_path / "o" / "good.log_structured.csv")) == len(GOOD)
+    assert len(_csv_rows(tmp_path / "o" / "broken.log_structured.csv")) > 0
+    assert "lines/s" in out
+    assert not [p for p in os.listdir(tmp_path / "o") if p.startswith(".")], "spill removed"
