@@ -44,6 +44,7 @@ from logpipe.io.outputs import (
 )
 from logpipe.io.spill import SpillDir, SpillReader, SpillWriter
 from logpipe.parsing.miner import MinerConfig, TemplateMiner
+from logpipe.parsing.params import extract_params_batch
 from logpipe.records import ErrorReason
 
 __all__ = [
@@ -144,19 +145,6 @@ class NullProgress:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _params_for_batch(miner: TemplateMiner, ids: pa.Array, contents: pa.Array) -> pa.Array:
-    """The variable values of each line under its cluster's final template (list<string>).
-
-    One place on purpose: the miner will offer a vectorised way to compute these, and this
-    per-line loop is the only thing to swap for it.
-    """
-    params = [
-        miner.params_of(cid, text)
-        for cid, text in zip(ids.to_pylist(), contents.to_pylist(), strict=True)
-    ]
-    return pa.array(params, pa.list_(pa.string()))
 
 
 def _error_column(n: int, reasons: Sequence[tuple[pa.Array | None, str]]) -> pa.Array:
@@ -267,7 +255,7 @@ class _Job:
         schema = self._schema(framer)
         framed = framer.frame(decoded.content)
         content = _as_string(framed.content)
-        ids = pa.array(self.miner.add_many(content.to_pylist()), pa.int64())
+        ids = self.miner.add_batch(content)
         unmatched = pc.invert(pc.fill_null(framed.matched, False))
         truncated = rb.truncated
         if self.max_chars is not None:
@@ -364,7 +352,7 @@ class _Job:
                                 content=content,
                                 cluster_id=ids,
                                 template=templates,
-                                params=_params_for_batch(self.miner, ids, content),
+                                params=extract_params_batch(lookup, ids, content),
                                 error=batch.column("error"),
                             )
                         )

@@ -110,7 +110,8 @@ def python_list_repr(params: pa.Array) -> pa.Array:
     That is how Loghub's ParameterList column looks (its tools write ``str(list)``), so
     readers that ``ast.literal_eval`` it keep working. Null lists render as ``[]``.
     """
-    params = pc.fill_null(params, pa.scalar([], pa.list_(pa.string())))
+    if params.null_count:
+        params = pc.fill_null(params, pa.scalar([], pa.list_(pa.string())))
     offsets, values = _element_strings(params)
     quoted = pc.binary_join_element_wise("'", values, "'", "")
     special = pc.match_substring_regex(values, _REPR_SPECIAL)
@@ -123,7 +124,8 @@ def python_list_repr(params: pa.Array) -> pa.Array:
 
 def json_string_list(params: pa.Array) -> pa.Array:
     """Render ``list<string>`` values as JSON arrays of strings; null lists as ``[]``."""
-    params = pc.fill_null(params, pa.scalar([], pa.list_(pa.string())))
+    if params.null_count:
+        params = pc.fill_null(params, pa.scalar([], pa.list_(pa.string())))
     offsets, values = _element_strings(params)
     joined = pc.binary_join(pa.ListArray.from_arrays(offsets, json_string(values)), ",")
     return pc.binary_join_element_wise("[", joined, "]", "")

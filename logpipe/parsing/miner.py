@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpipe.errors import StateError
-from logpipe.parsing.masking import VAR, mask_content
+from logpipe.parsing.masking import VAR, mask_content, premask
 from logpipe.parsing.params import extract_params
 from logpipe.parsing.postprocess import loghub_postprocess
 
@@ -190,7 +190,14 @@ class TemplateMiner:
         """
         if len(contents) == 0:
             return pa.array([], pa.int64())
-        encoded = pc.dictionary_encode(pc.fill_null(contents, ""))
+        contents = pc.fill_null(contents, "")
+        masked = premask(contents)
+        if self.config.max_line_chars:
+            # truncation must see the original text
+            long_lines = pc.greater(pc.utf8_length(contents), self.config.max_line_chars)
+            if pc.any(long_lines).as_py():
+                masked = pc.if_else(long_lines, contents, masked)
+        encoded = pc.dictionary_encode(masked)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
         uniques = encoded.dictionary.to_pylist()

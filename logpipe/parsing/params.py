@@ -9,11 +9,16 @@ match is anchored at both ends; compiled patterns are cached per template.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from logpipe.parsing.masking import VAR
 
-__all__ = ["extract_params", "template_regex"]
+__all__ = ["extract_params", "extract_params_batch", "template_regex"]
 
 _WS = re.compile(r"\s+")
 
@@ -34,3 +39,80 @@ def extract_params(template: str, content: str) -> list[str]:
     if m is None:
         return []
     return list(m.groups())
+
+
+_LIST = pa.list_(pa.string())
+
+
+@lru_cache(maxsize=8192)
+def _re2_pattern(template: str) -> str | None:
+    """The template's pattern in RE2 syntax with named groups, or None if RE2 rejects it."""
+    pieces = template.split(VAR)
+    body = "".join(
+        (f"(?P<p{i - 1}>.*?)" if i else "") + _WS.sub(r"\\s+", re.escape(p).replace("\\ ", " "))
+        for i, p in enumerate(pieces)
+    )
+    pattern = r"(?s)^\s*" + body + r"\s*$"
+    try:
+        pc.extract_regex(pa.array([""], pa.string()), pattern=pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pattern
+
+
+def _params_one_template(template: str, content: pa.Array) -> pa.Array:
+    """list<string> params of every message in ``content`` under one template."""
+    n = len(content)
+    if VAR not in template:
+        return pa.array([[]] * n, _LIST)
+    pattern = _re2_pattern(template)
+    if pattern is None:  # a template RE2 cannot express: the exact Python path
+        return pa.array([extract_params(template, c or "") for c in content.to_pylist()], _LIST)
+    matched = pc.extract_regex(content, pattern=pattern)
+    k = matched.type.num_fields
+    valid = pc.is_valid(matched).to_numpy(zero_copy_only=False)
+    if k == 0:
+        return pa.array([[]] * n, _LIST)
+    lengths = np.where(valid, k, 0)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    fields = [matched.field(i) for i in range(k)]
+    # row-major interleave of the k capture columns, for the rows that matched
+    rows = np.flatnonzero(valid)
+    stacked = pa.concat_arrays([f.take(pa.array(rows)) for f in fields])
+    order = (np.arange(k)[None, :] * len(rows) + np.arange(len(rows))[:, None]).ravel()
+    flat = stacked.take(pa.array(order))
+    return pa.ListArray.from_arrays(pa.array(offsets), flat)
+
+
+def extract_params_batch(
+    templates: Mapping[int, str | None], cluster_ids: pa.Array, content: pa.Array
+) -> pa.Array:
+    """Vectorised :func:`extract_params` over a batch: ``list<string>`` per message.
+
+    Why per template: each template is one RE2 pattern, so the messages of a template are
+    matched in one ``extract_regex`` call in C++; the per-template results are stitched back
+    into batch order with one ``take``. Unknown ids (evicted clusters) and messages that no
+    longer fit their template get ``[]``, as :func:`extract_params` does.
+    """
+    n = len(cluster_ids)
+    if n == 0:
+        return pa.array([], _LIST)
+    ids = cluster_ids.to_numpy(zero_copy_only=False)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    ends = np.r_[starts[1:], n]
+    parts: list[pa.Array] = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        template = templates.get(int(sorted_ids[a]))
+        rows = order[a:b]
+        if template is None:
+            parts.append(pa.array([[]] * (b - a), _LIST))
+            continue
+        sub = content.take(pa.array(rows))
+        parts.append(_params_one_template(template, sub))
+    grouped = pa.concat_arrays(parts)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n)
+    return grouped.take(pa.array(inverse))

@@ -34,3 +34,49 @@ def test_params_fill_the_template_back_to_the_message(words: list[str]) -> None:
     template = " ".join([VAR, *words[1:]])
     params = extract_params(template, message)
     assert params == [words[0]]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 4), st.text(alphabet="ab 1.:(x)[]\t", max_size=20)),
+        min_size=1,
+        max_size=40,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_batch_params_equal_per_line_params(rows: list[tuple[int, str]]) -> None:
+    import pyarrow as pa
+
+    from logpipe.parsing.params import extract_params_batch
+
+    templates: dict[int, str | None] = {1: "a <*> b", 2: "<*>:<*>", 3: "(<*>) [x]", 4: None}
+    ids = pa.array([r[0] for r in rows], pa.int64())
+    content = pa.array([r[1] for r in rows], pa.string())
+    got = extract_params_batch(templates, ids, content).to_pylist()
+    expected = [
+        extract_params(t, text) if (t := templates[cid]) is not None else [] for cid, text in rows
+    ]
+    assert got == expected
+
+
+_WORDS = st.sampled_from(
+    ["12", "-5", "3.14", "1.2.3.4", "host-a", "x", "blk_-77", "/a/1", "http://h:80", "HTTP/1.1",
+     "0x1f", "Jun", "<5>", "(7)", "=", ":", ",", "5.", "a=1", "[9]", "node-7:50010", "\"GET",
+     "a.b:-1", "1-0:1.0", "h.x", "7", "blk_-1234", "blk_12", "ab_123x", "/x/y/", "/a", "//h",
+     "/10.0.0.1:50010", "~/a", "a_-12", "/v?x=1", "http://h/a?b=2",
+     "onExtend:123", "a_b:12", "x.y:12", "12:30:01", "a-1:30", "k:-3.5", "1.2:30"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(st.tuples(_WORDS, st.sampled_from(["", " ", "  ", ":", ",", "\t", "="])), max_size=12)
+)
+@settings(max_examples=400, deadline=None)
+def test_premask_never_changes_what_masking_sees(parts: list[tuple[str, str]]) -> None:
+    import pyarrow as pa
+
+    from logpipe.parsing.masking import mask_content, premask
+
+    text = "".join(w + sep for w, sep in parts)
+    pre = premask(pa.array([text])).to_pylist()[0]
+    assert mask_content(pre) == mask_content(text)
