@@ -40,6 +40,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, cast
 
+import pyarrow as pa
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 from rich.console import Console
@@ -112,9 +113,9 @@ POSTPROCESS, POSTPROCESS_SOURCE = _load_postprocess()
 def parse_ours(contents: Sequence[str]) -> list[str]:
     """Our miner, one shared instance per system; each line gets its cluster's final template."""
     miner = OurMiner()
-    ids = miner.add_many(contents)
-    final = {cid: miner.template_of(cid) for cid in set(ids)}
-    return [final[cid] for cid in ids]
+    text = pa.array(list(contents), pa.string())
+    templates, _ = miner.line_templates(miner.add_batch(text), text)
+    return [t or "" for t in templates.to_pylist()]
 
 
 def _drain3_final_templates(

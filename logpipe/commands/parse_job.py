@@ -88,7 +88,7 @@ class InputReport:
     truncated: int = 0
     outputs: list[str] = field(default_factory=list)
     error: InputError | None = None
-    occurrences: Counter[int] = field(default_factory=Counter)
+    occurrences: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -189,21 +189,6 @@ def _as_string(values: pa.Array) -> pa.Array:
     return values if values.type == pa.string() else values.cast(pa.string())
 
 
-def _template_lookup(miner: TemplateMiner, ids: Sequence[int]) -> dict[int, str | None]:
-    """Each cluster id's final template, for a vectorised id -> template ``take``.
-
-    A cluster the miner no longer holds (evicted under its memory bound) has no final
-    template; its lines get an empty one rather than failing the run.
-    """
-    lookup: dict[int, str | None] = {}
-    for cid in ids:
-        try:
-            lookup[cid] = miner.template_of(cid)
-        except LookupError:
-            lookup[cid] = None
-    return lookup
-
-
 # --------------------------------------------------------------------------- the job
 
 
@@ -224,6 +209,7 @@ class _Job:
         self.reports = [InputReport(path=s.path, name=s.name) for s in self.sources]
         self.field_names: tuple[str, ...] = ()
         self.spill_schema: pa.Schema | None = None
+        self.event_templates: dict[str, str] = {}
 
     # -- phase 1
 
@@ -273,16 +259,6 @@ class _Job:
         report.unmatched += _true_count(unmatched)
         report.invalid_utf8 += _true_count(decoded.invalid_utf8)
         report.truncated += _true_count(truncated)
-        counts = pc.value_counts(ids)
-        report.occurrences.update(
-            dict(
-                zip(
-                    counts.field("values").to_pylist(),
-                    counts.field("counts").to_pylist(),
-                    strict=True,
-                )
-            )
-        )
         fields = [_as_string(framed.fields[name]) for name in self.field_names]
         return pa.RecordBatch.from_arrays(
             [batch.column("lineno"), *fields, content, ids, error], schema=schema
@@ -325,68 +301,92 @@ class _Job:
 
     # -- phase 2
 
-    def _phase2(
-        self, out_dir: Path, spill_paths: Sequence[Path | None], lookup: dict[int, str | None]
-    ) -> None:
-        lut_ids = pa.array(list(lookup.keys()), pa.int64())
-        lut_templates = pa.array(list(lookup.values()), pa.string())
+    def _phase2(self, out_dir: Path | None, spill_paths: Sequence[Path | None]) -> None:
+        """Resolve every line's final template and event, count them, write the outputs."""
         fmt = self.opts.output_format
-        self.progress.start("writing", sum(r.lines for r in self.reports))
+        self.progress.start(
+            "writing" if out_dir else "counting", sum(r.lines for r in self.reports)
+        )
         written = 0
         for report, spill_path in zip(self.reports, spill_paths, strict=True):
-            writer = open_structured_writer(fmt, out_dir, report.name, self.field_names)
+            writer = (
+                open_structured_writer(fmt, out_dir, report.name, self.field_names)
+                if out_dir is not None
+                else None
+            )
             try:
-                if spill_path is not None:
-                    for batch in SpillReader(spill_path):
-                        ids = batch.column("cluster_id")
-                        content = batch.column("content")
-                        templates = pc.take(lut_templates, pc.index_in(ids, value_set=lut_ids))
-                        fields = {
-                            name: batch.column(f"field_{i}")
-                            for i, name in enumerate(self.field_names)
-                        }
-                        writer.write(
-                            StructuredRows(
-                                line_id=batch.column("line_id"),
-                                fields=fields,
-                                content=content,
-                                cluster_id=ids,
-                                template=templates,
-                                params=extract_params_batch(lookup, ids, content),
-                                error=batch.column("error"),
-                            )
-                        )
-                        written += batch.num_rows
-                        self.progress.update(written)
+                for batch in SpillReader(spill_path) if spill_path is not None else ():
+                    ids = batch.column("cluster_id")
+                    content = batch.column("content")
+                    templates, events = self.miner.line_templates(ids, content)
+                    self._count(report, templates, events)
+                    if writer is not None:
+                        writer.write(self._rows(batch, content, templates, events))
+                    written += batch.num_rows
+                    self.progress.update(written)
             except BaseException:
-                writer.abort()
+                if writer is not None:
+                    writer.abort()
                 raise
-            writer.close()
-            rows = _template_rows(report.occurrences, lookup)
-            write_templates(fmt, out_dir, report.name, rows)
-            report.outputs = [str(p) for p in output_paths(out_dir, report.name, fmt)]
+            if writer is not None and out_dir is not None:
+                writer.close()
+                rows = _template_rows(report.occurrences, self.event_templates)
+                write_templates(fmt, out_dir, report.name, rows)
+                report.outputs = [str(p) for p in output_paths(out_dir, report.name, fmt)]
         self.progress.stop()
+
+    def _count(self, report: InputReport, templates: pa.Array, events: pa.Array) -> None:
+        counts = pc.value_counts(pc.fill_null(events, ""))
+        report.occurrences.update(
+            dict(
+                zip(
+                    counts.field("values").to_pylist(),
+                    counts.field("counts").to_pylist(),
+                    strict=True,
+                )
+            )
+        )
+        new = [e for e in counts.field("values").to_pylist() if e not in self.event_templates]
+        if new:
+            # one line per new event is enough to learn its template text
+            first = pc.index_in(pa.array(new, pa.string()), value_set=pc.fill_null(events, ""))
+            texts = pc.fill_null(templates, "").take(first).to_pylist()
+            self.event_templates.update(zip(new, texts, strict=True))
+
+    def _rows(
+        self, batch: pa.RecordBatch, content: pa.Array, templates: pa.Array, events: pa.Array
+    ) -> StructuredRows:
+        templates = pc.fill_null(templates, "")
+        encoded = pc.dictionary_encode(templates)
+        by_index = dict(enumerate(encoded.dictionary.to_pylist()))
+        return StructuredRows(
+            line_id=batch.column("line_id"),
+            fields={name: batch.column(f"field_{i}") for i, name in enumerate(self.field_names)},
+            content=content,
+            event_id=events,
+            template=templates,
+            params=extract_params_batch(by_index, encoded.indices, content),
+            error=batch.column("error"),
+        )
 
     # -- both
 
     def run(self) -> ParseReport:
         started = time.perf_counter()
         out_dir = self.opts.out_dir
-        spill: SpillDir | None = None
-        if out_dir is not None:
-            spill = _prepare_out_dir(out_dir)
+        # Without --out the spill still goes somewhere: the summary counts events, and an
+        # event is only known once mining has seen the whole input.
+        spill = _prepare_out_dir(out_dir) if out_dir is not None else SpillDir(None)
         try:
             spill_paths = self._phase1(spill)
             if self.spill_schema is None:  # every input was empty: still need the header fields
                 self._schema(self._framer_for(pa.array([], pa.string())))
             if self.opts.state_out is not None:
                 self.miner.save(self.opts.state_out)
-            total: Counter[int] = Counter()
+            self._phase2(out_dir, spill_paths)
+            total: Counter[str] = Counter()
             for report in self.reports:
                 total.update(report.occurrences)
-            lookup = _template_lookup(self.miner, sorted(total))
-            if out_dir is not None:
-                self._phase2(out_dir, spill_paths, lookup)
         except OSError as exc:  # reads are InputErrors already: this is spill/result/state I/O
             where = exc.filename or out_dir or self.opts.state_out
             raise LogpipeError(
@@ -394,9 +394,8 @@ class _Job:
             ) from None
         finally:
             self.progress.stop()
-            if spill is not None:
-                spill.cleanup()
-        templates = _template_rows(total, lookup)
+            spill.cleanup()
+        templates = _template_rows(total, self.event_templates)
         assert self.framer is not None
         return ParseReport(
             inputs=self.reports,
@@ -406,11 +405,18 @@ class _Job:
         )
 
 
-def _template_rows(occurrences: Counter[int], lookup: dict[int, str | None]) -> list[TemplateRow]:
-    """The templates of ``occurrences`` with their final text, most frequent first."""
-    rows = [TemplateRow(cid, lookup[cid] or "", n) for cid, n in occurrences.items()]
-    rows.sort(key=lambda r: (-r.occurrences, r.cluster_id))
+def _template_rows(occurrences: Counter[str], texts: dict[str, str]) -> list[TemplateRow]:
+    """The events of ``occurrences`` with their final template, most frequent first."""
+    rows = [TemplateRow(eid, texts.get(eid, ""), n) for eid, n in occurrences.items()]
+    rows.sort(key=lambda r: (-r.occurrences, _event_order(r.event_id)))
     return rows
+
+
+def _event_order(event_id: str) -> tuple[int, str]:
+    """``E12-Started`` sorts by its cluster number, then by the rest."""
+    head, _, rest = event_id.partition("-")
+    digits = head[1:]
+    return (int(digits) if digits.isdigit() else -1, rest)
 
 
 def run_parse(options: ParseOptions, progress: ProgressSink | None = None) -> ParseReport:

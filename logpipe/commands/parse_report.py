@@ -90,7 +90,7 @@ def summary_dict(report: ParseReport, top: int) -> dict[str, Any]:
             for i in report.inputs
         ],
         "top_templates": [
-            {"event_id": f"E{t.cluster_id}", "template": t.template, "occurrences": t.occurrences}
+            {"event_id": t.event_id, "template": t.template, "occurrences": t.occurrences}
             for t in report.templates[:top]
         ],
     }
@@ -126,7 +126,5 @@ def print_summary(report: ParseReport, top: int, *, as_json: bool, console: Cons
         table.add_column("EventTemplate", overflow="fold")
         for t in report.templates[:top]:
             share = t.occurrences / report.lines if report.lines else 0.0
-            table.add_row(
-                f"E{t.cluster_id}", f"{t.occurrences:,}", f"{share:.1%}", Text(t.template)
-            )
+            table.add_row(t.event_id, f"{t.occurrences:,}", f"{share:.1%}", Text(t.template))
         console.print(table)

@@ -71,7 +71,7 @@ class StructuredRows:
     line_id: pa.Array
     fields: dict[str, pa.Array]
     content: pa.Array
-    cluster_id: pa.Array
+    event_id: pa.Array
     template: pa.Array
     params: pa.Array
     error: pa.Array
@@ -81,7 +81,7 @@ class StructuredRows:
 class TemplateRow:
     """One line of the templates file."""
 
-    cluster_id: int
+    event_id: str
     template: str
     occurrences: int
 
@@ -106,11 +106,6 @@ def output_paths(out_dir: Path, name: str, fmt: OutputFormat) -> tuple[Path, Pat
 
 def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
-
-
-def event_ids(cluster_id: pa.Array) -> pa.Array:
-    """``E<cluster id>`` for each cluster id."""
-    return pc.binary_join_element_wise("E", cluster_id.cast(pa.string()), "")
 
 
 class _FileWriter:
@@ -144,7 +139,7 @@ class CsvWriter(_FileWriter):
             rows.line_id.cast(pa.string()),
             *(csv_field(rows.fields[name]) for name in self._fields),
             csv_field(rows.content),
-            event_ids(rows.cluster_id),
+            pc.fill_null(rows.event_id, ""),
             csv_field(rows.template),
             csv_field(python_list_repr(rows.params)),
         ]
@@ -166,7 +161,7 @@ class JsonlWriter(_FileWriter):
             rows.line_id.cast(pa.string()),
             *(json_string(rows.fields[name]) for name in self._fields),
             json_string(rows.content),
-            json_string(event_ids(rows.cluster_id)),
+            json_string(pc.fill_null(rows.event_id, "")),
             json_string(rows.template),
             json_string_list(rows.params),
             json_string(rows.error),
@@ -204,7 +199,7 @@ class ParquetWriter:
             rows.line_id,
             *(rows.fields[name] for name in self._fields),
             rows.content,
-            event_ids(rows.cluster_id),
+            pc.fill_null(rows.event_id, ""),
             rows.template,
             rows.params,
             rows.error,
@@ -237,27 +232,25 @@ def write_templates(
 ) -> Path:
     """Write ``<out_dir>/<name>_templates.<ext>`` (rows in the order given)."""
     _, path = output_paths(out_dir, name, fmt)
-    ids = pa.array([t.cluster_id for t in templates], pa.int64())
+    ids = pa.array([t.event_id for t in templates], pa.string())
     texts = pa.array([t.template for t in templates], pa.string())
     counts = pa.array([t.occurrences for t in templates], pa.int64())
     tmp = _temp_path(path)
     try:
         if fmt is OutputFormat.PARQUET:
-            table = pa.table(
-                {"EventId": event_ids(ids), "EventTemplate": texts, "Occurrences": counts}
-            )
+            table = pa.table({"EventId": ids, "EventTemplate": texts, "Occurrences": counts})
             pq.write_table(table, tmp, compression="zstd")
         else:
             with open(tmp, "wb") as fh:
                 if fmt is OutputFormat.CSV:
                     fh.write(_csv_header(["EventId", "EventTemplate", "Occurrences"]))
                     if templates:
-                        columns = [event_ids(ids), csv_field(texts), counts.cast(pa.string())]
+                        columns = [ids, csv_field(texts), counts.cast(pa.string())]
                         fh.write(rows_buffer(csv_rows(columns)))
                 elif templates:
                     parts = [
                         '{"EventId":',
-                        json_string(event_ids(ids)),
+                        json_string(ids),
                         ',"EventTemplate":',
                         json_string(texts),
                         ',"Occurrences":',

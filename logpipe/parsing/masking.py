@@ -188,21 +188,26 @@ def mask_content(content: str) -> list[str]:
     return tokens
 
 
-# Whole words that are plain numbers, between separators (RE2 has no lookaround, so the
-# separators are captured and put back; two passes cover numbers that share a separator).
-# A number right after ':' is left alone: it may be the port of a ``host:port`` that masking
-# treats as a whole.
+# Whole words that masking turns into exactly ``<*>``: plain numbers, ids such as
+# ``blk_-4242`` and absolute paths, between separators. RE2 has no lookaround, so separators
+# are captured and put back, and passes repeat for words that share a separator. A number
+# before ':' is only rewritten together with what follows, because ``host:port`` is masked
+# as a whole and a changed host could change that.
 _SEP = r"""\s,;:=|"'\[\](){}<>!?"""
 _LEAD = r"""\s,;=|"'\[\](){}<>!?"""
+_NUM = r"[-+]?[0-9]+(?:\.[0-9]+)*"
+_PREMASK_TIME = rf"(^|[{_LEAD}]){_NUM}:{_NUM}:{_NUM}([{_LEAD}]|$)"
+_PREMASK_PAIR = rf"(^|[{_LEAD}]){_NUM}:{_NUM}([{_LEAD}]|$)"
+_PREMASK_NUM_KEY = rf"(^|[{_LEAD}]){_NUM}:([^0-9]|$)"
 _PREMASK = (
     rf"(^|[{_LEAD}])"
-    r"(?:[-+]?[0-9]+(?:\.[0-9]+)*"  # numbers
-    r"|[A-Za-z]+_-?[0-9]{3,}"  # ids such as blk_-4242
-    rf"|(?:/[^/{_SEP}]+)+/?)"  # absolute paths
-    rf"([{_SEP}]|$)"
+    rf"(?:{_NUM}"
+    r"|[A-Za-z]+_-?[0-9]{3,}"
+    rf"|(?:/[^/{_SEP}]+)+/?)"
+    rf"([{_LEAD}]|$)"
 )
 # ``name:123``: a number after ':' whose key has no '.' or '-' cannot be a host's port.
-_PREMASK_KEYED = rf"(^|[{_LEAD}])([A-Za-z0-9_]+|<\*>):[-+]?[0-9]+(?:\.[0-9]+)*([{_SEP}]|$)"
+_PREMASK_KEYED = rf"(^|[{_LEAD}])([A-Za-z0-9_]+|<\*>):{_NUM}([{_LEAD}]|$)"
 
 
 def premask(contents: pa.Array) -> pa.Array:
@@ -213,6 +218,9 @@ def premask(contents: pa.Array) -> pa.Array:
     :func:`mask_content` turns into exactly ``<*>`` anyway, so
     ``mask_content(premask(x)) == mask_content(x)`` (a property test holds us to it).
     """
+    contents = pc.replace_substring_regex(contents, _PREMASK_TIME, r"\1<*>:<*>:<*>\2")
+    contents = pc.replace_substring_regex(contents, _PREMASK_PAIR, r"\1<*>:<*>\2")
+    contents = pc.replace_substring_regex(contents, _PREMASK_NUM_KEY, r"\1<*>:\2")
     for _ in range(2):
         contents = pc.replace_substring_regex(contents, _PREMASK, r"\1<*>\2")
     return pc.replace_substring_regex(contents, _PREMASK_KEYED, r"\1\2:<*>\3")

@@ -22,6 +22,7 @@ Output is deterministic: the same input in the same order gives the same ids and
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -34,12 +35,12 @@ import pyarrow.compute as pc
 
 from logpipe.errors import StateError
 from logpipe.parsing.masking import VAR, mask_content, premask
-from logpipe.parsing.params import extract_params
+from logpipe.parsing.params import extract_params, extract_params_batch
 from logpipe.parsing.postprocess import loghub_postprocess
 
 __all__ = ["ClusterInfo", "MinerConfig", "MinerStats", "TemplateMiner"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class MinerConfig:
 
     similarity_threshold: float = 0.8
     rescue_threshold: float = 0.95
+    enum_max_values: int = 4
     depth: int = 2
     max_children: int = 64
     max_clusters: int = 100_000
@@ -80,12 +82,20 @@ class _Cluster:
     tokens: list[str]
     size: int = 0
     text: str | None = field(default=None, repr=False)
+    # Positions that became variables between plain words, with the words seen there. A slot
+    # holding more than ``enum_max_values`` words is a real variable and keeps an overflow
+    # marker instead of growing.
+    slots: dict[int, set[str]] = field(default_factory=dict, repr=False)
 
     def template(self) -> str:
         if self.text is None:
             self.text = loghub_postprocess(" ".join(self.tokens))
         return self.text
 
+
+_WORDISH = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+_OVERFLOW = ""  # marks a slot with too many (or non-word) values: never a word itself
 
 _OUTER_DELIMS = frozenset(",;:=|\"'[](){}<>!?")
 
@@ -153,9 +163,7 @@ class TemplateMiner:
         if len(content) > cfg.max_line_chars:
             content = content[: cfg.max_line_chars]
             self.stats.truncated_lines += 1
-        tokens = mask_content(content)
-        if len(tokens) >= _LIST_RUN and tokens[-1] == VAR and tokens[-_LIST_RUN] == VAR:
-            _collapse_value_list(tokens)
+        tokens = self._line_tokens(content)
         key = " ".join(tokens)
         cid = self._cache.get(key)
         if cid is not None:
@@ -174,6 +182,12 @@ class TemplateMiner:
         self._clusters.move_to_end(cluster.cid)
         self._remember(key, cluster.cid)
         return cluster.cid
+
+    def _line_tokens(self, content: str) -> list[str]:
+        tokens = mask_content(content)
+        if len(tokens) >= _LIST_RUN and tokens[-1] == VAR and tokens[-_LIST_RUN] == VAR:
+            _collapse_value_list(tokens)
+        return tokens
 
     def add_many(self, contents: Iterable[str]) -> list[int]:
         """Mine a batch of message bodies in order; return their cluster ids."""
@@ -314,8 +328,18 @@ class TemplateMiner:
     def _absorb(self, cluster: _Cluster, tokens: list[str]) -> None:
         changed = False
         ctoks = cluster.tokens
+        slots = cluster.slots
         for i, (t, u) in enumerate(zip(ctoks, tokens, strict=True)):
             if t != u:
+                seen = slots.get(i)
+                if seen is not None:
+                    if _OVERFLOW not in seen:
+                        seen.add(u if _WORDISH.fullmatch(u) else _OVERFLOW)
+                        if len(seen) > self.config.enum_max_values:
+                            seen.clear()
+                            seen.add(_OVERFLOW)
+                elif VAR not in t and _WORDISH.fullmatch(t) and _WORDISH.fullmatch(u):
+                    slots[i] = {t, u}
                 g = _generalise(t, u)
                 if g != t:
                     ctoks[i] = g
@@ -330,6 +354,92 @@ class TemplateMiner:
         if cluster is None:
             raise KeyError(f"no cluster {cluster_id} (evicted or never created)")
         return cluster.template()
+
+    def _enum_slots(self, cluster: _Cluster) -> list[tuple[int, frozenset[str]]]:
+        """(variable index in the template, words) of each slot that is a small word set."""
+        out = []
+        for pos in sorted(cluster.slots):
+            seen = cluster.slots[pos]
+            if _OVERFLOW in seen or cluster.tokens[pos] != VAR:
+                continue
+            index = loghub_postprocess(" ".join(cluster.tokens[:pos])).count(VAR) if pos else 0
+            out.append((index, frozenset(seen)))
+        return out
+
+    def line_templates(
+        self, cluster_ids: pa.Array, contents: pa.Array
+    ) -> tuple[pa.Array, pa.Array]:
+        """Per line: the final template and the event id (vectorised over a batch).
+
+        Why not just the cluster's template: a variable slot that only ever held a few
+        words (``VM Started``/``VM Paused``, ``LOOKING``/``LEADING``) names the kind of
+        event, not a value, so each of its words gets its own template and event id
+        (``E7-Started``). The decision uses everything mined so far, so call this after
+        mining. Evicted clusters give a null template and id.
+        """
+        ids_np = cluster_ids.to_numpy(zero_copy_only=False)
+        uniq = np.unique(ids_np).tolist()
+        generic: list[str | None] = []
+        eids: list[str | None] = []
+        split: list[int] = []
+        for cid in uniq:
+            cluster = self._clusters.get(int(cid))
+            generic.append(cluster.template() if cluster is not None else None)
+            eids.append(f"E{cid}" if cluster is not None else None)
+            if cluster is not None and cluster.slots and self._enum_slots(cluster):
+                split.append(int(cid))
+        pos = pa.array(np.searchsorted(np.array(uniq, dtype=np.int64), ids_np))
+        templates = pa.array(generic, pa.string()).take(pos)
+        events = pa.array(eids, pa.string()).take(pos)
+        if not split:
+            return templates, events
+        tmpl_list = templates.to_pylist()
+        event_list = events.to_pylist()
+        for cid in split:
+            cluster = self._clusters[cid]
+            rows = np.flatnonzero(ids_np == cid)
+            sub = pc.fill_null(contents.take(pa.array(rows)), "")
+            params = extract_params_batch(
+                {cid: cluster.template()}, pa.array([cid] * len(rows)), sub
+            )
+            slots = self._enum_slots(cluster)
+            cache: dict[tuple[str | None, ...], tuple[str, str]] = {}
+            for row, values in zip(rows.tolist(), params.to_pylist(), strict=True):
+                key = tuple(values[i] if i < len(values) else None for i, _ in slots)
+                hit = cache.get(key)
+                if hit is None:
+                    hit = cache[key] = self._specialise(cluster, slots, key)
+                tmpl_list[row], event_list[row] = hit
+        return pa.array(tmpl_list, pa.string()), pa.array(event_list, pa.string())
+
+    def _specialise(
+        self,
+        cluster: _Cluster,
+        slots: list[tuple[int, frozenset[str]]],
+        values: tuple[str | None, ...],
+    ) -> tuple[str, str]:
+        """The template and event id of a cluster with its word slots filled in."""
+        pieces = cluster.template().split(VAR)
+        fill: dict[int, str] = {}
+        for (index, words), value in zip(slots, values, strict=True):
+            if value is not None and value in words:
+                fill[index] = value
+        if not fill:
+            return cluster.template(), f"E{cluster.cid}"
+        out = [pieces[0]]
+        for i, piece in enumerate(pieces[1:]):
+            out.append(fill.get(i, VAR))
+            out.append(piece)
+        suffix = "-".join(fill[i] for i in sorted(fill))
+        return loghub_postprocess("".join(out)), f"E{cluster.cid}-{suffix}"
+
+    def line_template(self, cluster_id: int, content: str) -> str:
+        """The final template of one line (see :meth:`line_templates`)."""
+        templates, _ = self.line_templates(pa.array([cluster_id], pa.int64()), pa.array([content]))
+        value = templates[0].as_py()
+        if value is None:
+            raise KeyError(f"no cluster {cluster_id} (evicted or never created)")
+        return str(value)
 
     def params_of(self, cluster_id: int, content: str) -> list[str]:
         """The values of the template's variables in ``content`` (empty if it no longer fits)."""
@@ -351,7 +461,10 @@ class TemplateMiner:
             "config": asdict(self.config),
             "stats": asdict(self.stats),
             "next_id": self._next_id,
-            "clusters": [[c.cid, c.size, c.tokens] for c in self._clusters.values()],
+            "clusters": [
+                [c.cid, c.size, c.tokens, {str(k): sorted(v) for k, v in c.slots.items()}]
+                for c in self._clusters.values()
+            ],
         }
 
     @classmethod
@@ -367,12 +480,13 @@ class TemplateMiner:
                 )
             miner = cls(MinerConfig(**state["config"]))
             miner.stats = MinerStats(**state["stats"])
-            for cid, size, tokens in state["clusters"]:
+            for cid, size, tokens, slots in state["clusters"]:
                 if not isinstance(cid, int) or not isinstance(size, int):
                     raise StateError(f"cluster entry with a non-integer id or size: {cid!r}")
                 if not all(isinstance(t, str) for t in tokens):
                     raise StateError(f"cluster {cid} has non-string tokens")
                 cluster = _Cluster(cid, list(tokens), size)
+                cluster.slots = {int(k): {str(w) for w in v} for k, v in dict(slots).items()}
                 miner._clusters[cid] = cluster
                 leaf = miner._leaf(cluster.tokens, create=True)
                 assert leaf is not None

@@ -118,3 +118,46 @@ def test_trailing_value_lists_of_any_length_share_a_template() -> None:
     # short fixed-arity tuples keep one variable per value
     tup = m.add("REPORT : 1 2 3 4")
     assert m.template_of(tup) == "REPORT : <*> <*> <*> <*>"
+
+
+def _line_templates(m: TemplateMiner, lines: list[str]) -> tuple[list[str], list[str]]:
+    import pyarrow as pa
+
+    text = pa.array(lines)
+    templates, events = m.line_templates(m.add_batch(text), text)
+    return templates.to_pylist(), events.to_pylist()
+
+
+def test_a_slot_of_a_few_recurring_words_names_the_event() -> None:
+    states = ["Started", "Paused", "Resumed", "Stopped"]
+    lines = [f"[instance: {i:04x}abcd] VM {states[i % 4]} (Lifecycle Event)" for i in range(40)]
+    m = TemplateMiner()
+    templates, events = _line_templates(m, lines)
+    assert templates[0] == "[instance: <*>] VM Started (Lifecycle Event)"
+    assert templates[1] == "[instance: <*>] VM Paused (Lifecycle Event)"
+    assert len(set(events)) == 4
+    assert len({e.split("-")[0] for e in events}) == 1  # one cluster, four events
+
+
+def test_a_slot_of_many_words_stays_a_variable() -> None:
+    users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"]
+    lines = [f"session opened for user {u} by root" for u in users * 3]
+    m = TemplateMiner()
+    templates, events = _line_templates(m, lines)
+    assert set(templates) == {"session opened for user <*> by root"}
+    assert len(set(events)) == 1
+
+
+def test_word_slots_survive_a_state_round_trip() -> None:
+    lines = [f"VM {s} now" for s in ["Started", "Paused", "Started"]]
+    m = TemplateMiner()
+    m.add_many(lines)
+    restored = TemplateMiner.from_dict(m.to_dict())
+    import pyarrow as pa
+
+    ids = pa.array(restored.add_many(lines))
+    assert restored.line_templates(ids, pa.array(lines))[0].to_pylist() == [
+        "VM Started now",
+        "VM Paused now",
+        "VM Started now",
+    ]

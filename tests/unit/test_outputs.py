@@ -27,7 +27,7 @@ def _rows(start: int) -> StructuredRows:
             "Level": pa.array(["INFO", None], pa.string()),
         },
         content=pa.array(['Served block, "blk_1"', "garbage line"], pa.string()),
-        cluster_id=pa.array([3, 7], pa.int64()),
+        event_id=pa.array(["E3", "E7"], pa.string()),
         template=pa.array(['Served block, "<*>"', "garbage line"], pa.string()),
         params=pa.array([["blk_1"], []], pa.list_(pa.string())),
         error=pa.array([None, "no_format_match"], pa.string()),
@@ -96,7 +96,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", list(OutputFormat))
 def test_templates_file(tmp_path: Path, fmt: OutputFormat) -> None:
-    rows = [TemplateRow(2, "a, <*>", 5), TemplateRow(1, "b", 1)]
+    rows = [TemplateRow("E2", "a, <*>", 5), TemplateRow("E1", "b", 1)]
     path = write_templates(fmt, tmp_path, "x.log", rows)
     assert path.name == f"x.log_templates.{fmt.value}"
     if fmt is OutputFormat.CSV:
