@@ -95,6 +95,28 @@ class _Cluster:
 
 _WORDISH = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
+# Nouns after which a word is a value however few values appear ("user root", "host db1").
+_ENTITY_NOUNS = frozenset(
+    [
+        "user",
+        "users",
+        "username",
+        "login",
+        "account",
+        "host",
+        "hostname",
+        "node",
+        "server",
+        "client",
+        "domain",
+    ]
+)
+
+
+def _names_a_value(token: str) -> bool:
+    return token.rstrip(":=").lower() in _ENTITY_NOUNS
+
+
 _OVERFLOW = ""  # marks a slot with too many (or non-word) values: never a word itself
 
 _OUTER_DELIMS = frozenset(",;:=|\"'[](){}<>!?")
@@ -338,7 +360,12 @@ class TemplateMiner:
                         if len(seen) > self.config.enum_max_values:
                             seen.clear()
                             seen.add(_OVERFLOW)
-                elif VAR not in t and _WORDISH.fullmatch(t) and _WORDISH.fullmatch(u):
+                elif (
+                    VAR not in t
+                    and _WORDISH.fullmatch(t)
+                    and _WORDISH.fullmatch(u)
+                    and not (i and _names_a_value(ctoks[i - 1]))
+                ):
                     slots[i] = {t, u}
                 g = _generalise(t, u)
                 if g != t:

@@ -161,3 +161,9 @@ def test_word_slots_survive_a_state_round_trip() -> None:
         "VM Paused now",
         "VM Started now",
     ]
+
+
+def test_a_word_after_an_entity_noun_stays_a_variable() -> None:
+    lines = [f"session closed for user {u}" for u in ["cyrus", "news", "test", "cyrus"]]
+    templates, _ = _line_templates(TemplateMiner(), lines)
+    assert set(templates) == {"session closed for user <*>"}
