@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from logpipe.io.textenc import (
@@ -125,6 +126,9 @@ class _FileWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+_CSV_ROWS = pa_csv.WriteOptions(include_header=False, batch_size=1 << 16)
+
+
 class CsvWriter(_FileWriter):
     """Loghub-compatible ``_structured.csv``."""
 
@@ -135,15 +139,21 @@ class CsvWriter(_FileWriter):
         self._fh.write(_csv_header(header))
 
     def write(self, rows: StructuredRows) -> None:
+        # Arrow's CSV writer quotes every string value (RFC 4180, so pandas, Python's csv
+        # module and Loghub's evaluator read it as usual) and is an order of magnitude
+        # faster than escaping column by column.
         columns = [
-            rows.line_id.cast(pa.string()),
-            *(csv_field(rows.fields[name]) for name in self._fields),
-            csv_field(rows.content),
+            rows.line_id,
+            *(rows.fields[name] for name in self._fields),
+            rows.content,
             pc.fill_null(rows.event_id, ""),
-            csv_field(rows.template),
-            csv_field(python_list_repr(rows.params)),
+            rows.template,
+            python_list_repr(rows.params),
         ]
-        self._fh.write(rows_buffer(csv_rows(columns)))
+        table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(table, sink, _CSV_ROWS)
+        self._fh.write(sink.getvalue())
 
 
 class JsonlWriter(_FileWriter):

@@ -196,9 +196,10 @@ def mask_content(content: str) -> list[str]:
 _SEP = r"""\s,;:=|"'\[\](){}<>!?"""
 _LEAD = r"""\s,;=|"'\[\](){}<>!?"""
 _NUM = r"[-+]?[0-9]+(?:\.[0-9]+)*"
-_PREMASK_TIME = rf"(^|[{_LEAD}]){_NUM}:{_NUM}:{_NUM}([{_LEAD}]|$)"
-_PREMASK_PAIR = rf"(^|[{_LEAD}]){_NUM}:{_NUM}([{_LEAD}]|$)"
-_PREMASK_NUM_KEY = rf"(^|[{_LEAD}]){_NUM}:([^0-9]|$)"
+_UNUM = r"[0-9]+(?:\.[0-9]+)*"  # after ':' signs stay: ``+5`` must not start a host
+_PREMASK_TIME = rf"(^|[{_LEAD}]){_NUM}:{_UNUM}:{_UNUM}([{_LEAD}]|$)"
+_PREMASK_PAIR = rf"(^|[{_LEAD}]){_NUM}:{_UNUM}([{_LEAD}]|$)"
+_PREMASK_NUM_KEY = rf"(^|[{_LEAD}]){_NUM}:([^0-9+-]|$)"
 _PREMASK = (
     rf"(^|[{_LEAD}])"
     rf"(?:{_NUM}"
@@ -207,7 +208,7 @@ _PREMASK = (
     rf"([{_LEAD}]|$)"
 )
 # ``name:123``: a number after ':' whose key has no '.' or '-' cannot be a host's port.
-_PREMASK_KEYED = rf"(^|[{_LEAD}])([A-Za-z0-9_]+|<\*>):{_NUM}([{_LEAD}]|$)"
+_PREMASK_KEYED = rf"(^|[{_LEAD}])([A-Za-z0-9_]+|<\*>):{_UNUM}([{_LEAD}]|$)"
 
 
 def premask(contents: pa.Array) -> pa.Array:

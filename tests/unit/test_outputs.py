@@ -49,8 +49,9 @@ def test_csv_matches_loghub_layout(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     header = "LineId,Date,Level,Content,EventId,EventTemplate,ParameterList"
     assert text.splitlines()[0] == header
+    # every string value is quoted (RFC 4180); inner quotes are doubled
     assert text.splitlines()[1] == (
-        '1,081109,INFO,"Served block, ""blk_1""",E3,"Served block, ""<*>""",[\'blk_1\']'
+        '1,"081109","INFO","Served block, ""blk_1""","E3","Served block, ""<*>""","[\'blk_1\']"'
     )
     with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
