@@ -1,14 +1,18 @@
-"""The ``logpipe`` command line: one typer app, one module per subcommand.
+"""The ``logpipe`` command line: one click group, one module per subcommand.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error. Every :class:`~logpipe.errors.LogpipeError`
 is printed as one clear line on stderr instead of a traceback.
+
+Why click and not a heavier framework: ``logpipe parse`` is often run once per file, so
+start-up time is part of its throughput; heavy modules (rich, pyarrow.parquet) are imported
+only by the commands that need them.
 """
 
 from __future__ import annotations
 
 import sys
 
-import typer
+import click
 
 from logpipe import __version__
 from logpipe.commands import evaluate as evaluate_cmd
@@ -17,29 +21,17 @@ from logpipe.errors import LogpipeError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+
+@click.group(
     name="logpipe",
-    help="Log analytics pipeline: template mining, archives, LogQL, anomaly detection.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+@click.version_option(__version__, "--version", prog_name="logpipe", message="%(prog)s %(version)s")
+def app() -> None:
+    """logpipe: parse, archive, query and watch your logs.
 
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"logpipe {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """logpipe: parse, archive, query and watch your logs."""
+    Log analytics pipeline: template mining, archives, LogQL, anomaly detection.
+    """
 
 
 parse_cmd.register(app)
@@ -49,22 +41,22 @@ evaluate_cmd.register(app)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn logpipe's own errors into one line on stderr and an exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        result = app.main(args=argv, prog_name="logpipe", standalone_mode=False)
     except LogpipeError as exc:
-        typer.echo(f"logpipe: error: {exc}", err=True)
+        click.echo(f"logpipe: error: {exc}", err=True)
         return exc.exit_code
-    except typer.Exit as exc:
+    except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
-    except typer.Abort:
-        typer.echo("logpipe: aborted", err=True)
+    except click.exceptions.Abort:
+        click.echo("logpipe: aborted", err=True)
         return 1
     except KeyboardInterrupt:
-        typer.echo("logpipe: interrupted", err=True)
+        click.echo("logpipe: interrupted", err=True)
         return 130
-    except typer.TyperException as exc:  # bad flags and arguments: usage errors, exit 2
-        exc.show()  # type: ignore[attr-defined]
-        return int(getattr(exc, "exit_code", 2))
-    return 0
+    except click.ClickException as exc:  # bad flags and arguments: usage errors, exit 2
+        exc.show()
+        return exc.exit_code
+    return int(result) if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

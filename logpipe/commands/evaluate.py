@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
 
-import typer
-from rich.console import Console
-from rich.table import Table
+import click
 
 from logpipe.evaluation import AlignedTemplates, ParsingScores, evaluate_files
 
 __all__ = ["register"]
 
-_EPILOG = """\
+_EPILOG = """\b
 Examples:
-
   logpipe eval HDFS_2k.log_structured_corrected.csv out/HDFS_2k.log_structured.csv
-
   logpipe eval truth.csv parsed.csv --json | jq .ga
 
 Lines are aligned by LineId when both files have that column, else by row order.
@@ -39,6 +34,9 @@ _METRICS: tuple[tuple[str, str], ...] = (
 
 
 def _render(scores: ParsingScores, aligned: AlignedTemplates, truth: Path, parsed: Path) -> None:
+    from rich.console import Console  # noqa: PLC0415 - rich only when a table is shown
+    from rich.table import Table  # noqa: PLC0415
+
     console = Console()
     table = Table(title=f"{parsed} vs {truth}", title_justify="left")
     table.add_column("metric")
@@ -64,22 +62,21 @@ def _render(scores: ParsingScores, aligned: AlignedTemplates, truth: Path, parse
     console.print(table)
 
 
-def register(app: typer.Typer) -> None:
+def register(app: click.Group) -> None:
     """Add the ``eval`` command to ``app``."""
 
     @app.command("eval", epilog=_EPILOG)
-    def evaluate(
-        truth: Annotated[
-            Path, typer.Argument(help="Ground truth: a Loghub *_structured(_corrected).csv.")
-        ],
-        parsed: Annotated[
-            Path, typer.Argument(help="Parser output: a Loghub-style *_structured.csv.")
-        ],
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print one JSON object instead of a table.")
-        ] = False,
-    ) -> None:
-        """Score PARSED against TRUTH with the Loghub-2.0 metrics GA, PA, FGA and FTA."""
+    @click.argument("truth", type=click.Path(path_type=Path))
+    @click.argument("parsed", type=click.Path(path_type=Path))
+    @click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON object instead of a table."
+    )
+    def evaluate(truth: Path, parsed: Path, as_json: bool) -> None:
+        """Score PARSED against TRUTH with the Loghub-2.0 metrics GA, PA, FGA and FTA.
+
+        TRUTH is a Loghub *_structured(_corrected).csv; PARSED a Loghub-style
+        *_structured.csv (e.g. from `logpipe parse --out`).
+        """
         scores, aligned = evaluate_files(truth, parsed)
         if as_json:
             payload = {
@@ -88,6 +85,6 @@ def register(app: typer.Typer) -> None:
                 "aligned_by": aligned.aligned_by,
                 **scores.as_dict(),
             }
-            typer.echo(json.dumps(payload, sort_keys=True))
+            click.echo(json.dumps(payload, sort_keys=True))
         else:
             _render(scores, aligned, truth, parsed)

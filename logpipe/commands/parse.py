@@ -9,119 +9,134 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
-from rich.console import Console
+import click
 
 from logpipe.commands.parse_job import ParseOptions, ProgressSink, run_parse
-from logpipe.commands.parse_report import RichProgress, print_summary
 from logpipe.errors import InputError
 from logpipe.io.inputs import DEFAULT_BATCH_LINES
 from logpipe.io.outputs import OutputFormat
 
 __all__ = ["register"]
 
-# One paragraph per line: typer's rich help re-wraps paragraphs to the terminal width.
-_HELP = "\n\n".join(
-    [
-        "Mine log templates from files, directories, globs or stdin.",
-        "PATHS are files, directories (read recursively, hidden files skipped), glob "
-        "patterns (quote them: 'logs/**/*.log') or - for standard input. gzip and zstd "
-        "inputs are recognised by their first bytes and decompressed on the fly.",
-        "With --out DIR, each input NAME gets DIR/NAME_structured.csv (one row per input "
-        "line, in input order: LineId, the format's header fields, Content, EventId, "
-        "EventTemplate, ParameterList) and DIR/NAME_templates.csv (EventId, EventTemplate, "
-        "Occurrences), as in Loghub. Compressed inputs drop the .gz/.zst suffix from NAME; "
-        "stdin is named 'stdin'. Without --out only the summary is printed.",
-        "Lines that do not match the format are kept (Content is the whole line) and "
-        "counted; invalid UTF-8 is decoded with U+FFFD and counted; nothing is dropped.",
-        "Exit codes: 0 ok; 1 an input could not be read to the end (truncated gzip/zstd, "
-        "unreadable file: everything before the damage is still parsed and written); "
-        "2 usage error.",
-        "Examples:",
-        "logpipe parse app.log --log-format '<Date> <Time> <Level> <Component>: <Content>' "
-        "--out out/",
-        "logpipe parse HDFS.log.gz --preset HDFS --out out/ --output-format parquet",
-        "logpipe parse 'logs/**/*.log' --top 20 --json",
-        "kubectl logs my-pod | logpipe parse - --out out/",
-    ]
-)
+_HELP = """Mine log templates from files, directories, globs or stdin.
+
+PATHS are files, directories (read recursively, hidden files skipped), glob patterns (quote
+them: 'logs/**/*.log') or - for standard input. gzip and zstd inputs are recognised by their
+first bytes and decompressed on the fly.
+
+With --out DIR, each input NAME gets DIR/NAME_structured.csv (one row per input line, in input
+order: LineId, the format's header fields, Content, EventId, EventTemplate, ParameterList) and
+DIR/NAME_templates.csv (EventId, EventTemplate, Occurrences), as in Loghub. Compressed inputs
+drop the .gz/.zst suffix from NAME; stdin is named 'stdin'. Without --out only the summary is
+printed. With no --log-format or --preset the format is detected from the first lines (JSON
+lines, logfmt, syslog, ISO timestamps; otherwise the whole line is the message).
+
+Lines that do not match the format are kept (Content is the whole line) and counted; invalid
+UTF-8 is decoded with U+FFFD and counted; nothing is dropped.
+
+Exit codes: 0 ok; 1 an input could not be read to the end (truncated gzip/zstd, unreadable
+file: everything before the damage is still parsed and written); 2 usage error.
+
+\b
+Examples:
+  logpipe parse app.log --log-format '<Date> <Time> <Level> <Component>: <Content>' --out out/
+  logpipe parse HDFS.log.gz --preset HDFS --out out/ --output-format parquet
+  logpipe parse 'logs/**/*.log' --top 20 --json
+  kubectl logs my-pod | logpipe parse - --out out/
+"""
 
 
 def _progress(no_progress: bool) -> ProgressSink | None:
     """A bar on stderr only when it is a terminal: pipes and CI logs stay clean."""
-    err = Console(stderr=True)
-    if no_progress or not err.is_terminal:
+    if no_progress or not sys.stderr.isatty():
         return None
-    return RichProgress(err)
+    from rich.console import Console  # noqa: PLC0415 - rich only for a terminal
+
+    from logpipe.commands.parse_report import RichProgress  # noqa: PLC0415
+
+    return RichProgress(Console(stderr=True))
 
 
-def register(app: typer.Typer) -> None:
+def register(app: click.Group) -> None:
     """Add the ``parse`` command to ``app``."""
 
     @app.command("parse", help=_HELP, no_args_is_help=True)
-    def parse(  # noqa: PLR0917 - typer maps each parameter to a flag
-        paths: Annotated[
-            list[str],
-            typer.Argument(help="Log files, directories, glob patterns, or - for stdin."),
-        ],
-        log_format: Annotated[
-            str | None,
-            typer.Option(
-                "--log-format",
-                "-f",
-                help="Loghub-style format, e.g. '<Date> <Time> <Level> <Component>: <Content>'.",
-            ),
-        ] = None,
-        preset: Annotated[
-            str | None,
-            typer.Option("--preset", "-p", help="A named format preset, e.g. HDFS."),
-        ] = None,
-        out: Annotated[
-            Path | None,
-            typer.Option("--out", "-o", help="Directory for the result files (created)."),
-        ] = None,
-        output_format: Annotated[
-            OutputFormat,
-            typer.Option("--output-format", "-F", help="Format of the result files."),
-        ] = OutputFormat.CSV,
-        top: Annotated[
-            int, typer.Option("--top", min=0, help="Templates shown in the summary.")
-        ] = 10,
-        state_in: Annotated[
-            Path | None,
-            typer.Option("--state-in", help="Start from a parser state saved by --state-out."),
-        ] = None,
-        state_out: Annotated[
-            Path | None,
-            typer.Option("--state-out", help="Save the parser state (JSON) after the run."),
-        ] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the summary as one JSON object.")
-        ] = False,
-        no_progress: Annotated[
-            bool, typer.Option("--no-progress", help="No progress bar, even on a terminal.")
-        ] = False,
-        batch_lines: Annotated[
-            int,
-            typer.Option("--batch-lines", min=1, help="Lines per processing batch (at most)."),
-        ] = DEFAULT_BATCH_LINES,
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option(
+        "--log-format",
+        "-f",
+        help="Loghub-style format, e.g. '<Date> <Time> <Level> <Component>: <Content>'.",
+    )
+    @click.option("--preset", "-p", help="A named format preset, e.g. HDFS.")
+    @click.option(
+        "--out",
+        "-o",
+        type=click.Path(path_type=Path),
+        help="Directory for the result files (created).",
+    )
+    @click.option(
+        "--output-format",
+        "-F",
+        type=click.Choice([f.value for f in OutputFormat]),
+        default=OutputFormat.CSV.value,
+        show_default=True,
+        help="Format of the result files.",
+    )
+    @click.option(
+        "--top",
+        type=click.IntRange(min=0),
+        default=10,
+        show_default=True,
+        help="Templates shown in the summary.",
+    )
+    @click.option(
+        "--state-in",
+        type=click.Path(path_type=Path),
+        help="Start from a parser state saved by --state-out.",
+    )
+    @click.option(
+        "--state-out",
+        type=click.Path(path_type=Path),
+        help="Save the parser state (JSON) after the run.",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+    @click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
+    @click.option(
+        "--batch-lines",
+        type=click.IntRange(min=1),
+        default=DEFAULT_BATCH_LINES,
+        show_default=True,
+        help="Lines per processing batch (at most).",
+    )
+    def parse(  # noqa: PLR0917 - click maps each parameter to a flag
+        paths: tuple[str, ...],
+        log_format: str | None,
+        preset: str | None,
+        out: Path | None,
+        output_format: str,
+        top: int,
+        state_in: Path | None,
+        state_out: Path | None,
+        as_json: bool,
+        no_progress: bool,
+        batch_lines: int,
     ) -> None:
         progress = _progress(no_progress)
         options = ParseOptions(
-            paths=paths,
+            paths=list(paths),
             log_format=log_format,
             preset=preset,
             out_dir=out,
-            output_format=output_format,
+            output_format=OutputFormat(output_format),
             state_in=state_in,
             state_out=state_out,
             batch_lines=batch_lines,
         )
         report = run_parse(options, progress)
-        stdout = Console(file=sys.stdout)
-        print_summary(report, top, as_json=as_json, console=stdout)
+        from logpipe.commands.parse_report import print_summary  # noqa: PLC0415 - imports rich
+
+        print_summary(report, top, as_json=as_json)
         errors = report.errors
         if len(errors) == 1:
             raise errors[0]

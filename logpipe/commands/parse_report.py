@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -96,8 +97,12 @@ def summary_dict(report: ParseReport, top: int) -> dict[str, Any]:
     }
 
 
-def print_summary(report: ParseReport, top: int, *, as_json: bool, console: Console) -> None:
-    """Print the end-of-run summary to ``console`` (stdout)."""
+def print_summary(
+    report: ParseReport, top: int, *, as_json: bool, console: Console | None = None
+) -> None:
+    """Print the end-of-run summary to ``console`` (stdout by default)."""
+    if console is None:
+        console = Console(file=sys.stdout)
     if as_json:
         # Straight to the file: rich must not wrap or style machine-readable output.
         console.file.write(json.dumps(summary_dict(report, top), ensure_ascii=False) + "\n")
