@@ -3,21 +3,25 @@
 Phase 1 reads every input batch by batch: decode, frame (header regex), mine templates, and
 spill the batch (header fields, content, cluster id, error) to an Arrow IPC file. Phase 2,
 once mining is over and every cluster's *final* template is known, reads each spill back
-batch by batch, looks the templates up with one vectorised ``take`` and writes the outputs.
+in chunks, resolves each line's final template and event (``TemplateMiner.line_templates``),
+extracts its parameters and writes the outputs; chunks are resolved on a two-thread pool.
 Memory therefore stays at a few batches whatever the input size, and the per-line Python
 work is limited to what the miner itself needs.
 
-Without an output directory there is nothing to write, so no spill is made at all.
+Without an output directory the spill goes to a temporary directory: the summary counts
+events, and an event is only known once the whole input has been mined.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +41,7 @@ from logpipe.io.inputs import (
 from logpipe.io.outputs import (
     OutputFormat,
     StructuredRows,
+    StructuredWriter,
     TemplateRow,
     open_structured_writer,
     output_paths,
@@ -58,6 +63,60 @@ __all__ = [
 
 #: Lines of the first batch handed to format auto-detection.
 SAMPLE_LINES = 200
+_T = TypeVar("_T")
+# Phase 2 works on chunks of this many rows, this many at a time.
+_CHUNK_ROWS = 8192
+_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A chunk after the kernel-only work of phase 1, ready to be mined."""
+
+    rb: ReadBatch
+    fields: dict[str, pa.Array]
+    content: pa.Array
+    masked: pa.Array
+    error: pa.Array
+    counts: tuple[int, int, int]  # unmatched, invalid UTF-8, truncated
+
+
+def _starts(rb: ReadBatch) -> range:
+    return range(0, max(rb.batch.num_rows, 1), _CHUNK_ROWS)
+
+
+def _slice_read(rb: ReadBatch, start: int) -> ReadBatch:
+    if start == 0 and rb.batch.num_rows <= _CHUNK_ROWS:
+        return rb
+    truncated = None if rb.truncated is None else rb.truncated.slice(start, _CHUNK_ROWS)
+    return ReadBatch(rb.batch.slice(start, _CHUNK_ROWS), truncated, rb.position_bytes)
+
+
+def _chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        for start in range(0, batch.num_rows, _CHUNK_ROWS):
+            yield batch.slice(start, _CHUNK_ROWS)
+
+
+def _ordered(pool: ThreadPoolExecutor, jobs: Iterable[Callable[[], _T]]) -> Iterator[_T]:
+    """Run ``jobs`` on ``pool`` with a bounded number in flight; yield results in order."""
+    pending: deque[Future[_T]] = deque()
+    source = iter(jobs)
+    while True:
+        try:
+            job = next(source)
+        except StopIteration:
+            break
+        except BaseException:
+            # the input failed (a truncated gzip): deliver what was read before the damage
+            while pending:
+                yield pending.popleft().result()
+            raise
+        pending.append(pool.submit(job))
+        if len(pending) > _WORKERS:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 @dataclass(frozen=True)
@@ -233,35 +292,51 @@ class _Job:
             )
         return self.spill_schema
 
-    def _mine_batch(self, rb: ReadBatch, report: InputReport) -> pa.RecordBatch:
-        batch = rb.batch
-        n = batch.num_rows
-        decoded = decode_lines(batch.column("line"))
+    def _prepare(self, rb: ReadBatch) -> _Prepared:
+        """Decode, frame and premask one chunk: Arrow kernels only, safe on a worker thread."""
+        decoded = decode_lines(rb.batch.column("line"))
         framer = self._framer_for(decoded.content)
-        schema = self._schema(framer)
         framed = framer.frame(decoded.content)
         content = _as_string(framed.content)
-        ids = self.miner.add_batch(content)
         unmatched = pc.invert(pc.fill_null(framed.matched, False))
         truncated = rb.truncated
         if self.max_chars is not None:
             too_long = pc.greater(pc.utf8_length(content), self.max_chars)
             truncated = too_long if truncated is None else pc.or_(truncated, too_long)
         error = _error_column(
-            n,
+            rb.batch.num_rows,
             [
                 (decoded.invalid_utf8, ErrorReason.INVALID_UTF8),
                 (unmatched, ErrorReason.NO_FORMAT_MATCH),
                 (truncated, ErrorReason.TRUNCATED),
             ],
         )
-        report.lines += n
-        report.unmatched += _true_count(unmatched)
-        report.invalid_utf8 += _true_count(decoded.invalid_utf8)
-        report.truncated += _true_count(truncated)
-        fields = [_as_string(framed.fields[name]) for name in self.field_names]
+        return _Prepared(
+            rb=rb,
+            fields={name: _as_string(values) for name, values in framed.fields.items()},
+            content=content,
+            masked=self.miner.premasked(content),
+            error=error,
+            counts=(
+                _true_count(unmatched),
+                _true_count(decoded.invalid_utf8),
+                _true_count(truncated),
+            ),
+        )
+
+    def _mine_batch(self, prep: _Prepared, report: InputReport) -> pa.RecordBatch:
+        """Mine a prepared chunk (in input order, on the main thread) into a spill batch."""
+        schema = self._schema(self._framer_for(prep.content))
+        ids = self.miner.add_batch(prep.content, premasked=prep.masked)
+        unmatched, invalid, truncated = prep.counts
+        report.lines += prep.rb.batch.num_rows
+        report.unmatched += unmatched
+        report.invalid_utf8 += invalid
+        report.truncated += truncated
+        fields = [prep.fields[name] for name in self.field_names]
         return pa.RecordBatch.from_arrays(
-            [batch.column("lineno"), *fields, content, ids, error], schema=schema
+            [prep.rb.batch.column("lineno"), *fields, prep.content, ids, prep.error],
+            schema=schema,
         )
 
     def _phase1(self, spill: SpillDir | None) -> list[Path | None]:
@@ -270,26 +345,37 @@ class _Job:
         self.progress.start("reading", total)
         done_bytes = 0
         spill_paths: list[Path | None] = []
-        for index, (source, report) in enumerate(zip(self.sources, self.reports, strict=True)):
-            writer: SpillWriter | None = None
-            path = spill.file(index) if spill is not None else None
-            try:
-                for rb in self._read(source):
-                    out = self._mine_batch(rb, report)
-                    if path is not None:
-                        if writer is None:
-                            writer = SpillWriter(path, out.schema)
-                        writer.write(out)
-                    self.progress.update(done_bytes + rb.position_bytes)
-            except InputError as exc:
-                report.error = exc
-            finally:
-                if writer is not None:
-                    writer.close()
-            done_bytes += source.size_bytes or 0
-            spill_paths.append(path if writer is not None else None)
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for index, (source, report) in enumerate(zip(self.sources, self.reports, strict=True)):
+                writer: SpillWriter | None = None
+                path = spill.file(index) if spill is not None else None
+                try:
+                    for prep in self._prepared(pool, source):
+                        out = self._mine_batch(prep, report)
+                        if path is not None:
+                            if writer is None:
+                                writer = SpillWriter(path, out.schema)
+                            writer.write(out)
+                        self.progress.update(done_bytes + prep.rb.position_bytes)
+                except InputError as exc:
+                    report.error = exc
+                finally:
+                    if writer is not None:
+                        writer.close()
+                done_bytes += source.size_bytes or 0
+                spill_paths.append(path if writer is not None else None)
         self.progress.stop()
         return spill_paths
+
+    def _prepared(self, pool: ThreadPoolExecutor, source: InputSource) -> Iterator[_Prepared]:
+        """Chunks of ``source`` prepared on ``pool`` (the first one here, to fix the format)."""
+        chunks = (_slice_read(rb, start) for rb in self._read(source) for start in _starts(rb))
+        if self.framer is None:
+            first = next(chunks, None)
+            if first is None:
+                return
+            yield self._prepare(first)
+        yield from _ordered(pool, (partial(self._prepare, chunk) for chunk in chunks))
 
     def _read(self, source: InputSource) -> Any:
         return read_batches(
@@ -302,38 +388,54 @@ class _Job:
     # -- phase 2
 
     def _phase2(self, out_dir: Path | None, spill_paths: Sequence[Path | None]) -> None:
-        """Resolve every line's final template and event, count them, write the outputs."""
+        """Resolve every line's final template and event, count them, write the outputs.
+
+        Chunks of rows are resolved and encoded on a small thread pool (Arrow's kernels
+        release the GIL, so the two cores overlap), and written here in row order.
+        """
         fmt = self.opts.output_format
         self.progress.start(
             "writing" if out_dir else "counting", sum(r.lines for r in self.reports)
         )
         written = 0
-        for report, spill_path in zip(self.reports, spill_paths, strict=True):
-            writer = (
-                open_structured_writer(fmt, out_dir, report.name, self.field_names)
-                if out_dir is not None
-                else None
-            )
-            try:
-                for batch in SpillReader(spill_path) if spill_path is not None else ():
-                    ids = batch.column("cluster_id")
-                    content = batch.column("content")
-                    templates, events = self.miner.line_templates(ids, content)
-                    self._count(report, templates, events)
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for report, spill_path in zip(self.reports, spill_paths, strict=True):
+                writer = (
+                    open_structured_writer(fmt, out_dir, report.name, self.field_names)
+                    if out_dir is not None
+                    else None
+                )
+                try:
+                    chunks = _chunks(SpillReader(spill_path)) if spill_path is not None else ()
+                    for templates, events, encoded in _ordered(
+                        pool, (partial(self._resolve, chunk, writer) for chunk in chunks)
+                    ):
+                        self._count(report, templates, events)
+                        if writer is not None:
+                            writer.write_encoded(encoded)
+                        written += len(events)
+                        self.progress.update(written)
+                except BaseException:
                     if writer is not None:
-                        writer.write(self._rows(batch, content, templates, events))
-                    written += batch.num_rows
-                    self.progress.update(written)
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                raise
-            if writer is not None and out_dir is not None:
-                writer.close()
-                rows = _template_rows(report.occurrences, self.event_templates)
-                write_templates(fmt, out_dir, report.name, rows)
-                report.outputs = [str(p) for p in output_paths(out_dir, report.name, fmt)]
+                        writer.abort()
+                    raise
+                if writer is not None and out_dir is not None:
+                    writer.close()
+                    rows = _template_rows(report.occurrences, self.event_templates)
+                    write_templates(fmt, out_dir, report.name, rows)
+                    report.outputs = [str(p) for p in output_paths(out_dir, report.name, fmt)]
         self.progress.stop()
+
+    def _resolve(
+        self, batch: pa.RecordBatch, writer: StructuredWriter | None
+    ) -> tuple[pa.Array, pa.Array, Any]:
+        """Templates, event ids and (when writing) the encoded output of one chunk."""
+        content = batch.column("content")
+        templates, events = self.miner.line_templates(batch.column("cluster_id"), content)
+        encoded = None
+        if writer is not None:
+            encoded = writer.encode(self._rows(batch, content, templates, events))
+        return templates, events, encoded
 
     def _count(self, report: InputReport, templates: pa.Array, events: pa.Array) -> None:
         counts = pc.value_counts(pc.fill_null(events, ""))

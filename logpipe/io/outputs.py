@@ -31,7 +31,6 @@ from typing import Any, BinaryIO, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from logpipe.io.textenc import (
     csv_field,
@@ -88,9 +87,17 @@ class TemplateRow:
 
 
 class StructuredWriter(Protocol):
-    """Appends row batches to ``<name>_structured.<ext>``; ``close`` publishes the file."""
+    """Appends row batches to ``<name>_structured.<ext>``; ``close`` publishes the file.
+
+    ``encode`` is pure (safe to call from worker threads, in any order); ``write_encoded``
+    appends its result and must be called in row order. ``write`` does both.
+    """
 
     path: Path
+
+    def encode(self, rows: StructuredRows) -> Any: ...
+
+    def write_encoded(self, encoded: Any) -> None: ...
 
     def write(self, rows: StructuredRows) -> None: ...
 
@@ -110,7 +117,16 @@ def _temp_path(path: Path) -> Path:
 
 
 class _FileWriter:
-    """Shared temp-file-then-rename handling."""
+    """Shared temp-file-then-rename handling; subclasses encode rows to bytes."""
+
+    def encode(self, rows: StructuredRows) -> Any:
+        raise NotImplementedError
+
+    def write_encoded(self, encoded: Any) -> None:
+        self._fh.write(encoded)
+
+    def write(self, rows: StructuredRows) -> None:
+        self.write_encoded(self.encode(rows))
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -138,7 +154,7 @@ class CsvWriter(_FileWriter):
         self._fields = tuple(field_names)
         self._fh.write(_csv_header(header))
 
-    def write(self, rows: StructuredRows) -> None:
+    def encode(self, rows: StructuredRows) -> Any:
         # Arrow's CSV writer quotes every string value (RFC 4180, so pandas, Python's csv
         # module and Loghub's evaluator read it as usual) and is an order of magnitude
         # faster than escaping column by column.
@@ -153,7 +169,7 @@ class CsvWriter(_FileWriter):
         table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(table, sink, _CSV_ROWS)
-        self._fh.write(sink.getvalue())
+        return sink.getvalue()
 
 
 class JsonlWriter(_FileWriter):
@@ -166,7 +182,7 @@ class JsonlWriter(_FileWriter):
         names += ["ParameterList", "Error"]
         self._keys = [_json_key(n) for n in names]
 
-    def write(self, rows: StructuredRows) -> None:
+    def encode(self, rows: StructuredRows) -> Any:
         values = [
             rows.line_id.cast(pa.string()),
             *(json_string(rows.fields[name]) for name in self._fields),
@@ -181,7 +197,7 @@ class JsonlWriter(_FileWriter):
             parts.append(("{" if i == 0 else ",") + key)
             parts.append(value)
         parts.append("}\n")
-        self._fh.write(rows_buffer(pc.binary_join_element_wise(*parts, "")))
+        return rows_buffer(pc.binary_join_element_wise(*parts, ""))
 
 
 class ParquetWriter:
@@ -202,9 +218,11 @@ class ParquetWriter:
                 pa.field("Error", pa.string()),
             ]
         )
+        import pyarrow.parquet as pq  # noqa: PLC0415 - only parquet output pays its import
+
         self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
 
-    def write(self, rows: StructuredRows) -> None:
+    def encode(self, rows: StructuredRows) -> Any:
         arrays = [
             rows.line_id,
             *(rows.fields[name] for name in self._fields),
@@ -214,7 +232,13 @@ class ParquetWriter:
             rows.params,
             rows.error,
         ]
-        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+
+    def write_encoded(self, encoded: Any) -> None:
+        self._writer.write_batch(encoded)
+
+    def write(self, rows: StructuredRows) -> None:
+        self.write_encoded(self.encode(rows))
 
     def close(self) -> None:
         self._writer.close()
@@ -248,6 +272,8 @@ def write_templates(
     tmp = _temp_path(path)
     try:
         if fmt is OutputFormat.PARQUET:
+            import pyarrow.parquet as pq  # noqa: PLC0415
+
             table = pa.table({"EventId": ids, "EventTemplate": texts, "Occurrences": counts})
             pq.write_table(table, tmp, compression="zstd")
         else:

@@ -216,7 +216,22 @@ class TemplateMiner:
         add = self.add
         return [add(c) for c in contents]
 
-    def add_batch(self, contents: pa.Array) -> pa.Array:
+    def premasked(self, contents: pa.Array) -> pa.Array:
+        """The dedup keys :meth:`add_batch` mines by (Arrow kernels only: thread-safe).
+
+        Computing them is most of the kernel work of mining, so a pipeline may do it on a
+        worker thread and hand the result to :meth:`add_batch`.
+        """
+        contents = pc.fill_null(contents, "")
+        masked = premask(contents)
+        if self.config.max_line_chars:
+            # truncation must see the original text
+            long_lines = pc.greater(pc.utf8_length(contents), self.config.max_line_chars)
+            if pc.any(long_lines).as_py():
+                masked = pc.if_else(long_lines, contents, masked)
+        return masked
+
+    def add_batch(self, contents: pa.Array, *, premasked: pa.Array | None = None) -> pa.Array:
         """Mine an Arrow string array in order; return an int64 array of cluster ids.
 
         Why it is faster than :meth:`add_many`: identical messages always land in the same
@@ -226,13 +241,7 @@ class TemplateMiner:
         """
         if len(contents) == 0:
             return pa.array([], pa.int64())
-        contents = pc.fill_null(contents, "")
-        masked = premask(contents)
-        if self.config.max_line_chars:
-            # truncation must see the original text
-            long_lines = pc.greater(pc.utf8_length(contents), self.config.max_line_chars)
-            if pc.any(long_lines).as_py():
-                masked = pc.if_else(long_lines, contents, masked)
+        masked = self.premasked(contents) if premasked is None else premasked
         encoded = pc.dictionary_encode(masked)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()

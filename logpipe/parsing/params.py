@@ -42,6 +42,7 @@ def extract_params(template: str, content: str) -> list[str]:
 
 
 _LIST = pa.list_(pa.string())
+_SMALL_GROUP = 48
 
 
 @lru_cache(maxsize=8192)
@@ -111,7 +112,13 @@ def extract_params_batch(
             parts.append(pa.array([[]] * (b - a), _LIST))
             continue
         sub = content.take(pa.array(rows))
-        parts.append(_params_one_template(template, sub))
+        if b - a < _SMALL_GROUP:
+            # a handful of rows: one Python regex per row beats the kernels' fixed costs
+            parts.append(
+                pa.array([extract_params(template, c or "") for c in sub.to_pylist()], _LIST)
+            )
+        else:
+            parts.append(_params_one_template(template, sub))
     grouped = pa.concat_arrays(parts)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
