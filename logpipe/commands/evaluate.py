@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from logpipe.evaluation import AlignedTemplates, ParsingScores, evaluate_files
+if TYPE_CHECKING:
+    from logpipe.evaluation import AlignedTemplates, ParsingScores
+
 
 __all__ = ["register"]
 
@@ -77,6 +80,8 @@ def register(app: click.Group) -> None:
         TRUTH is a Loghub *_structured(_corrected).csv; PARSED a Loghub-style
         *_structured.csv (e.g. from `logpipe parse --out`).
         """
+        from logpipe.evaluation import evaluate_files  # noqa: PLC0415 - only eval needs it
+
         scores, aligned = evaluate_files(truth, parsed)
         if as_json:
             payload = {

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from logpipe.commands.parse_job import ParseOptions, ProgressSink, run_parse
+from logpipe.commands.parse_report import print_summary
 from logpipe.errors import InputError
 from logpipe.io.inputs import DEFAULT_BATCH_LINES
 from logpipe.io.outputs import OutputFormat
@@ -53,7 +54,7 @@ def _progress(no_progress: bool) -> ProgressSink | None:
         return None
     from rich.console import Console  # noqa: PLC0415 - rich only for a terminal
 
-    from logpipe.commands.parse_report import RichProgress  # noqa: PLC0415
+    from logpipe.commands.parse_progress import RichProgress  # noqa: PLC0415
 
     return RichProgress(Console(stderr=True))
 
@@ -134,8 +135,6 @@ def register(app: click.Group) -> None:
             batch_lines=batch_lines,
         )
         report = run_parse(options, progress)
-        from logpipe.commands.parse_report import print_summary  # noqa: PLC0415 - imports rich
-
         print_summary(report, top, as_json=as_json)
         errors = report.errors
         if len(errors) == 1:

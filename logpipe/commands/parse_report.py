@@ -1,64 +1,18 @@
-"""How ``logpipe parse`` shows its results: a rich summary, a JSON object, a progress bar."""
+"""How ``logpipe parse`` shows its results: a summary table or one JSON object.
+
+On a terminal the table is drawn with rich; into a pipe or file it is plain aligned text
+(no box drawing, no styling, and no rich import on the way).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
+from typing import Any, TextIO
 
 from logpipe.commands.parse_job import ParseReport
 
-__all__ = ["RichProgress", "print_summary", "summary_dict"]
-
-
-class RichProgress:
-    """A transient progress bar on stderr: bytes while reading, lines while writing."""
-
-    def __init__(self, console: Console) -> None:
-        self._console = console
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-
-    def start(self, description: str, total: int | None) -> None:
-        self.stop()
-        amount = DownloadColumn() if description == "reading" else MofNCompleteColumn()
-        speed = TransferSpeedColumn() if description == "reading" else TimeElapsedColumn()
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            amount,
-            speed,
-            TimeRemainingColumn(),
-            console=self._console,
-            transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(description, total=total)
-
-    def update(self, completed: int) -> None:
-        if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=completed)
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-            self._task = None
+__all__ = ["print_summary", "summary_dict"]
 
 
 def _rate(report: ParseReport) -> float:
@@ -98,38 +52,60 @@ def summary_dict(report: ParseReport, top: int) -> dict[str, Any]:
 
 
 def print_summary(
-    report: ParseReport, top: int, *, as_json: bool, console: Console | None = None
+    report: ParseReport, top: int, *, as_json: bool, file: TextIO | None = None
 ) -> None:
-    """Print the end-of-run summary to ``console`` (stdout by default)."""
-    if console is None:
-        console = Console(file=sys.stdout)
+    """Print the end-of-run summary to ``file`` (stdout by default)."""
+    out = file or sys.stdout
     if as_json:
-        # Straight to the file: rich must not wrap or style machine-readable output.
-        console.file.write(json.dumps(summary_dict(report, top), ensure_ascii=False) + "\n")
-        console.file.flush()
+        out.write(json.dumps(summary_dict(report, top), ensure_ascii=False) + "\n")
+        out.flush()
         return
-    console.print(
-        f"[bold]{report.lines:,}[/] lines, [bold]{len(report.templates):,}[/] templates "
-        f"in {report.seconds:.2f} s ([bold]{_rate(report):,.0f}[/] lines/s)",
-        highlight=False,
-    )
-    console.print(
+    lines = [
+        f"{report.lines:,} lines, {len(report.templates):,} templates in "
+        f"{report.seconds:.2f} s ({_rate(report):,.0f} lines/s)",
         f"not matching the format: {report.unmatched:,}   invalid UTF-8: "
         f"{report.invalid_utf8:,}   truncated: {report.truncated:,}",
-        highlight=False,
-    )
-    for item in report.inputs:
-        for path in item.outputs:
-            console.print(f"wrote {path}", highlight=False, markup=False)
-    if top > 0 and report.templates:
-        table = Table(
-            title=f"Top {min(top, len(report.templates))} templates", title_justify="left"
+    ]
+    lines += [f"wrote {path}" for item in report.inputs for path in item.outputs]
+    rows = [
+        (
+            t.event_id,
+            f"{t.occurrences:,}",
+            f"{(t.occurrences / report.lines if report.lines else 0.0):.1%}",
+            t.template,
         )
+        for t in report.templates[:top]
+    ]
+    title = f"Top {len(rows)} templates"
+    if out.isatty():
+        _print_rich(out, lines, title, rows)
+        return
+    out.write("\n".join(lines) + "\n")
+    if rows:
+        header = ("EventId", "Occurrences", "Share", "EventTemplate")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+        out.write(f"{title}\n")
+        for r in [header, *rows]:
+            out.write(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n")
+    out.flush()
+
+
+def _print_rich(
+    out: TextIO, lines: list[str], title: str, rows: list[tuple[str, str, str, str]]
+) -> None:
+    from rich.console import Console  # noqa: PLC0415 - only a terminal pays for rich
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    console = Console(file=out)
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+    if rows:
+        table = Table(title=title, title_justify="left")
         table.add_column("EventId", no_wrap=True)
         table.add_column("Occurrences", justify="right", no_wrap=True)
         table.add_column("Share", justify="right", no_wrap=True)
         table.add_column("EventTemplate", overflow="fold")
-        for t in report.templates[:top]:
-            share = t.occurrences / report.lines if report.lines else 0.0
-            table.add_row(t.event_id, f"{t.occurrences:,}", f"{share:.1%}", Text(t.template))
+        for event_id, occurrences, share, template in rows:
+            table.add_row(event_id, occurrences, share, Text(template))
         console.print(table)

@@ -197,14 +197,16 @@ _SEP = r"""\s,;:=|"'\[\](){}<>!?"""
 _LEAD = r"""\s,;=|"'\[\](){}<>!?"""
 _NUM = r"[-+]?[0-9]+(?:\.[0-9]+)*"
 _UNUM = r"[0-9]+(?:\.[0-9]+)*"  # after ':' signs stay: ``+5`` must not start a host
+_PATH_RE2 = rf"(?:/[^/{_SEP}]+)+/?"
 _PREMASK_TIME = rf"(^|[{_LEAD}]){_NUM}:{_UNUM}:{_UNUM}([{_LEAD}]|$)"
-_PREMASK_PAIR = rf"(^|[{_LEAD}]){_NUM}:{_UNUM}([{_LEAD}]|$)"
+# ``/10.0.0.1:50010``: a path cannot be the host of a host:port, so path and port go too.
+_PREMASK_PAIR = rf"(^|[{_LEAD}])(?:{_NUM}|{_PATH_RE2}):{_UNUM}([{_LEAD}]|$)"
 _PREMASK_NUM_KEY = rf"(^|[{_LEAD}]){_NUM}:([^0-9+-]|$)"
 _PREMASK = (
     rf"(^|[{_LEAD}])"
     rf"(?:{_NUM}"
     r"|[A-Za-z]+_-?[0-9]{3,}"
-    rf"|(?:/[^/{_SEP}]+)+/?)"
+    rf"|{_PATH_RE2})"
     rf"([{_LEAD}]|$)"
 )
 # ``name:123``: a number after ':' whose key has no '.' or '-' cannot be a host's port.
