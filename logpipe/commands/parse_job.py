@@ -47,7 +47,7 @@ from logpipe.io.outputs import (
     output_paths,
     write_templates,
 )
-from logpipe.io.spill import SpillDir, SpillReader, SpillWriter
+from logpipe.io.spill import SpillDir, SpillWriter
 from logpipe.parsing.miner import MinerConfig, TemplateMiner
 from logpipe.parsing.params import extract_params_batch
 from logpipe.records import ErrorReason
@@ -339,12 +339,12 @@ class _Job:
             schema=schema,
         )
 
-    def _phase1(self, spill: SpillDir | None) -> list[Path | None]:
+    def _phase1(self, spill: SpillDir | None) -> list[SpillWriter | None]:
         sizes = [s.size_bytes for s in self.sources]
         total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
         self.progress.start("reading", total)
         done_bytes = 0
-        spill_paths: list[Path | None] = []
+        spills: list[SpillWriter | None] = []
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             for index, (source, report) in enumerate(zip(self.sources, self.reports, strict=True)):
                 writer: SpillWriter | None = None
@@ -363,9 +363,9 @@ class _Job:
                     if writer is not None:
                         writer.close()
                 done_bytes += source.size_bytes or 0
-                spill_paths.append(path if writer is not None else None)
+                spills.append(writer)
         self.progress.stop()
-        return spill_paths
+        return spills
 
     def _prepared(self, pool: ThreadPoolExecutor, source: InputSource) -> Iterator[_Prepared]:
         """Chunks of ``source`` prepared on ``pool`` (the first one here, to fix the format)."""
@@ -387,7 +387,7 @@ class _Job:
 
     # -- phase 2
 
-    def _phase2(self, out_dir: Path | None, spill_paths: Sequence[Path | None]) -> None:
+    def _phase2(self, out_dir: Path | None, spills: Sequence[SpillWriter | None]) -> None:
         """Resolve every line's final template and event, count them, write the outputs.
 
         Chunks of rows are resolved and encoded on a small thread pool (Arrow's kernels
@@ -399,14 +399,14 @@ class _Job:
         )
         written = 0
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-            for report, spill_path in zip(self.reports, spill_paths, strict=True):
+            for report, held in zip(self.reports, spills, strict=True):
                 writer = (
                     open_structured_writer(fmt, out_dir, report.name, self.field_names)
                     if out_dir is not None
                     else None
                 )
                 try:
-                    chunks = _chunks(SpillReader(spill_path)) if spill_path is not None else ()
+                    chunks = _chunks(held.reader()) if held is not None else ()
                     for templates, events, encoded in _ordered(
                         pool, (partial(self._resolve, chunk, writer) for chunk in chunks)
                     ):
@@ -480,12 +480,12 @@ class _Job:
         # event is only known once mining has seen the whole input.
         spill = _prepare_out_dir(out_dir) if out_dir is not None else SpillDir(None)
         try:
-            spill_paths = self._phase1(spill)
+            spills = self._phase1(spill)
             if self.spill_schema is None:  # every input was empty: still need the header fields
                 self._schema(self._framer_for(pa.array([], pa.string())))
             if self.opts.state_out is not None:
                 self.miner.save(self.opts.state_out)
-            self._phase2(out_dir, spill_paths)
+            self._phase2(out_dir, spills)
             total: Counter[str] = Counter()
             for report in self.reports:
                 total.update(report.occurrences)
