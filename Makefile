@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned to the local CPU wheel: anything unpinned pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[ml,dev,bench]'
+	# byte-compile the checkout, as a wheel install would (start-up time of the CLI)
+	$(BIN)/python -m compileall -q logpipe models connectors
 	touch $(STAMP)
 
 install: $(STAMP)

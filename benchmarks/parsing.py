@@ -23,6 +23,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import datetime as dt
 import importlib
@@ -440,6 +441,11 @@ def run_speed(
 ) -> SpeedReport:
     """Time ours and the Drain3 script on each raw file, best of ``n_runs`` each."""
     report = SpeedReport()
+    # Byte-compile our package first, as installing a wheel does: with
+    # PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise be compiled from
+    # source in every timed run, while drain3 (in site-packages) was compiled at install.
+    for package in ("logpipe", "models", "connectors"):
+        compileall.compile_dir(str(REPO / package), quiet=1)
     report.startup_secs["ours"] = _startup_secs(
         [sys.executable, "-m", "logpipe.cli", "--version"], n_runs
     )
