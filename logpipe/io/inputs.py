@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import zstandard
 
+from logpipe.arrowutil import from_numpy
 from logpipe.errors import InputError
 from logpipe.records import RAW_SCHEMA
 
@@ -477,7 +478,7 @@ def read_batches(
                 batch = _raw_batch(lines, part.offsets[start:stop], next_lineno, display)
                 truncated = None
                 if part.truncated is not None and part.truncated[start:stop].any():
-                    truncated = pa.array(part.truncated[start:stop], pa.bool_())
+                    truncated = from_numpy(part.truncated[start:stop])
                 next_lineno += stop - start
                 yield ReadBatch(batch, truncated, pos.raw_bytes)
     except OSError as exc:
@@ -490,7 +491,7 @@ def read_batches(
 def _raw_batch(lines: pa.Array, offsets: np.ndarray, first_lineno: int, source: str) -> Any:
     """Build a RAW_SCHEMA batch from ready arrays (no per-line Python objects)."""
     n = len(lines)
-    zeros = pa.array(np.zeros(n, dtype=np.int32))
+    zeros = from_numpy(np.zeros(n, dtype=np.int32))
     return pa.RecordBatch.from_arrays(
         [
             pa.nulls(n, pa.timestamp("ns", tz="UTC")),
@@ -498,8 +499,8 @@ def _raw_batch(lines: pa.Array, offsets: np.ndarray, first_lineno: int, source: 
             lines,
             pa.DictionaryArray.from_arrays(zeros, pa.array([source], pa.string())),
             zeros,
-            pa.array(offsets, pa.int64()),
-            pa.array(np.arange(first_lineno, first_lineno + n, dtype=np.int64)),
+            from_numpy(np.asarray(offsets), pa.int64()),
+            from_numpy(np.arange(first_lineno, first_lineno + n, dtype=np.int64)),
         ],
         schema=RAW_SCHEMA,
     )

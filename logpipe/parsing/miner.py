@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from logpipe.arrowutil import from_numpy
 from logpipe.errors import StateError
 from logpipe.parsing.masking import VAR, mask_content, premask
 from logpipe.parsing.params import extract_params, extract_params_batch
@@ -260,7 +261,7 @@ class TemplateMiner:
                 cluster.size += int(extra[j])
         self.stats.lines += int(extra.sum())
         self.stats.cache_hits += int(extra.sum())
-        return pa.array(ids[indices], pa.int64())
+        return from_numpy(ids[indices])
 
     def _remember(self, key: str, cid: int) -> None:
         cache = self._cache
@@ -414,7 +415,7 @@ class TemplateMiner:
         mining. Evicted clusters give a null template and id.
         """
         ids_np = cluster_ids.to_numpy(zero_copy_only=False)
-        uniq = np.unique(ids_np).tolist()
+        uniq = sorted(pc.unique(cluster_ids).to_pylist())  # np.unique would import numpy.ma
         generic: list[str | None] = []
         eids: list[str | None] = []
         split: list[int] = []
@@ -424,7 +425,7 @@ class TemplateMiner:
             eids.append(f"E{cid}" if cluster is not None else None)
             if cluster is not None and cluster.slots and self._enum_slots(cluster):
                 split.append(int(cid))
-        pos = pa.array(np.searchsorted(np.array(uniq, dtype=np.int64), ids_np))
+        pos = from_numpy(np.searchsorted(np.array(uniq, dtype=np.int64), ids_np))
         templates = pa.array(generic, pa.string()).take(pos)
         events = pa.array(eids, pa.string()).take(pos)
         if not split:
@@ -434,7 +435,7 @@ class TemplateMiner:
         for cid in split:
             cluster = self._clusters[cid]
             rows = np.flatnonzero(ids_np == cid)
-            sub = pc.fill_null(contents.take(pa.array(rows)), "")
+            sub = pc.fill_null(contents.take(from_numpy(rows)), "")
             params = extract_params_batch(
                 {cid: cluster.template()}, pa.array([cid] * len(rows)), sub
             )

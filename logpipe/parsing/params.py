@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from logpipe.arrowutil import from_numpy
 from logpipe.parsing.masking import VAR
 
 __all__ = ["extract_params", "extract_params_batch", "template_regex"]
@@ -80,10 +81,10 @@ def _params_one_template(template: str, content: pa.Array) -> pa.Array:
     fields = [matched.field(i) for i in range(k)]
     # row-major interleave of the k capture columns, for the rows that matched
     rows = np.flatnonzero(valid)
-    stacked = pa.concat_arrays([f.take(pa.array(rows)) for f in fields])
+    stacked = pa.concat_arrays([f.take(from_numpy(rows)) for f in fields])
     order = (np.arange(k)[None, :] * len(rows) + np.arange(len(rows))[:, None]).ravel()
-    flat = stacked.take(pa.array(order))
-    return pa.ListArray.from_arrays(pa.array(offsets), flat)
+    flat = stacked.take(from_numpy(order))
+    return pa.ListArray.from_arrays(from_numpy(offsets), flat)
 
 
 def extract_params_batch(
@@ -111,7 +112,7 @@ def extract_params_batch(
         if template is None:
             parts.append(pa.array([[]] * (b - a), _LIST))
             continue
-        sub = content.take(pa.array(rows))
+        sub = content.take(from_numpy(rows))
         if b - a < _SMALL_GROUP:
             # a handful of rows: one Python regex per row beats the kernels' fixed costs
             parts.append(
@@ -122,4 +123,4 @@ def extract_params_batch(
     grouped = pa.concat_arrays(parts)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
-    return grouped.take(pa.array(inverse))
+    return grouped.take(from_numpy(inverse))
