@@ -66,6 +66,7 @@ SAMPLE_LINES = 200
 _T = TypeVar("_T")
 # Phase 2 works on chunks of this many rows, this many at a time.
 _CHUNK_ROWS = 8192
+_RESOLVE_ROWS = _CHUNK_ROWS  # phase 2 re-cuts the spill into chunks of this size
 _WORKERS = 2
 
 
@@ -92,10 +93,21 @@ def _slice_read(rb: ReadBatch, start: int) -> ReadBatch:
     return ReadBatch(rb.batch.slice(start, _CHUNK_ROWS), truncated, rb.position_bytes)
 
 
-def _chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Re-cut ``batches`` into chunks of ``rows`` rows (the last may be shorter)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
     for batch in batches:
-        for start in range(0, batch.num_rows, _CHUNK_ROWS):
-            yield batch.slice(start, _CHUNK_ROWS)
+        held.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(held).combine_chunks()
+            yield table.slice(0, rows).to_batches()[0]
+            rest = table.slice(rows)
+            held = rest.to_batches() if rest.num_rows else []
+            count = rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
 
 def _ordered(pool: ThreadPoolExecutor, jobs: Iterable[Callable[[], _T]]) -> Iterator[_T]:
@@ -406,7 +418,7 @@ class _Job:
                     else None
                 )
                 try:
-                    chunks = _chunks(held.reader()) if held is not None else ()
+                    chunks = _chunks(held.reader(), _RESOLVE_ROWS) if held is not None else ()
                     for templates, events, encoded in _ordered(
                         pool, (partial(self._resolve, chunk, writer) for chunk in chunks)
                     ):
