@@ -218,6 +218,20 @@ class NullProgress:
 # --------------------------------------------------------------------------- helpers
 
 
+def _params(content: pa.Array, templates: pa.Array) -> pa.Array:
+    """Each line's parameters under its final template.
+
+    A repeated message has the same template and the same values, so each distinct message
+    of the chunk is matched once and the results are spread back.
+    """
+    distinct = pc.dictionary_encode(content)
+    first = pc.index_in(distinct.dictionary, value_set=content)
+    by_template = pc.dictionary_encode(templates.take(first))
+    lookup = dict(enumerate(by_template.dictionary.to_pylist()))
+    params = extract_params_batch(lookup, by_template.indices, distinct.dictionary)
+    return params.take(distinct.indices)
+
+
 def _error_column(n: int, reasons: Sequence[tuple[pa.Array | None, str]]) -> pa.Array:
     """Comma-separated reasons per line (null when clean), from one bool mask per reason."""
     error: pa.Array = pa.nulls(n, pa.string())
@@ -471,15 +485,13 @@ class _Job:
         self, batch: pa.RecordBatch, content: pa.Array, templates: pa.Array, events: pa.Array
     ) -> StructuredRows:
         templates = pc.fill_null(templates, "")
-        encoded = pc.dictionary_encode(templates)
-        by_index = dict(enumerate(encoded.dictionary.to_pylist()))
         return StructuredRows(
             line_id=batch.column("line_id"),
             fields={name: batch.column(f"field_{i}") for i, name in enumerate(self.field_names)},
             content=content,
             event_id=events,
             template=templates,
-            params=extract_params_batch(by_index, encoded.indices, content),
+            params=_params(content, templates),
             error=batch.column("error"),
         )
 
