@@ -27,7 +27,7 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["VAR", "mask_content", "mask_token", "premask", "split_tokens"]
+__all__ = ["RE2_WHITESPACE", "VAR", "mask_content", "mask_token", "premask", "split_tokens"]
 
 VAR = "<*>"
 
@@ -199,8 +199,14 @@ def mask_content(content: str) -> list[str]:
 # are captured and put back, and passes repeat for words that share a separator. A number
 # before ':' is only rewritten together with what follows, because ``host:port`` is masked
 # as a whole and a changed host could change that.
-_SEP = r"""\s,;:=|"'\[\](){}<>!?"""
-_LEAD = r"""\s,;=|"'\[\](){}<>!?"""
+# The characters Python's str.split() and ``\s`` treat as whitespace, spelled out for RE2
+# (whose ``\s`` is ASCII only): kernels and Python must agree on where tokens end.
+RE2_WHITESPACE = (
+    r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+_SEP = RE2_WHITESPACE + r""",;:=|"'\[\](){}<>!?"""
+_LEAD = RE2_WHITESPACE + r""",;=|"'\[\](){}<>!?"""
 _NUM = r"[-+]?[0-9]+(?:\.[0-9]+)*"
 _UNUM = r"[0-9]+(?:\.[0-9]+)*"  # after ':' signs stay: ``+5`` must not start a host
 _PATH_RE2 = rf"(?:/[^/{_SEP}]+)+/?"

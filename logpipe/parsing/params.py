@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpipe.arrowutil import from_numpy
-from logpipe.parsing.masking import VAR
+from logpipe.parsing.masking import RE2_WHITESPACE, VAR
 
 __all__ = ["extract_params", "extract_params_batch", "template_regex"]
 
@@ -43,6 +43,8 @@ def extract_params(template: str, content: str) -> list[str]:
 
 
 _LIST = pa.list_(pa.string())
+_RE2_WS = f"[{RE2_WHITESPACE}]"  # Python's \s, which RE2's \s is not
+_RE2_WS_RUN = (_RE2_WS + "+").replace("\\", "\\\\")  # a re.sub replacement string
 _SMALL_GROUP = 48
 
 
@@ -51,10 +53,10 @@ def _re2_pattern(template: str) -> str | None:
     """The template's pattern in RE2 syntax with named groups, or None if RE2 rejects it."""
     pieces = template.split(VAR)
     body = "".join(
-        (f"(?P<p{i - 1}>.*?)" if i else "") + _WS.sub(r"\\s+", re.escape(p).replace("\\ ", " "))
+        (f"(?P<p{i - 1}>.*?)" if i else "") + _WS.sub(_RE2_WS_RUN, re.escape(p).replace("\\ ", " "))
         for i, p in enumerate(pieces)
     )
-    pattern = r"(?s)^\s*" + body + r"\s*$"
+    pattern = rf"(?s)^{_RE2_WS}*{body}{_RE2_WS}*$"
     try:
         pc.extract_regex(pa.array([""], pa.string()), pattern=pattern)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -38,7 +38,9 @@ def test_params_fill_the_template_back_to_the_message(words: list[str]) -> None:
 
 @given(
     st.lists(
-        st.tuples(st.integers(1, 4), st.text(alphabet="ab 1.:(x)[]\t", max_size=20)),
+        st.tuples(
+            st.integers(1, 4), st.text(alphabet="ab 1.:(x)[]\t\v\x1f\u00a0\u2003\n", max_size=20)
+        ),
         min_size=1,
         max_size=40,
     )
@@ -47,16 +49,25 @@ def test_params_fill_the_template_back_to_the_message(words: list[str]) -> None:
 def test_batch_params_equal_per_line_params(rows: list[tuple[int, str]]) -> None:
     import pyarrow as pa
 
+    import logpipe.parsing.params as params_mod
     from logpipe.parsing.params import extract_params_batch
 
     templates: dict[int, str | None] = {1: "a <*> b", 2: "<*>:<*>", 3: "(<*>) [x]", 4: None}
     ids = pa.array([r[0] for r in rows], pa.int64())
     content = pa.array([r[1] for r in rows], pa.string())
     got = extract_params_batch(templates, ids, content).to_pylist()
+    # the same through the RE2 kernel path that large groups take
+    saved = params_mod._SMALL_GROUP
+    params_mod._SMALL_GROUP = 0
+    try:
+        via_kernels = extract_params_batch(templates, ids, content).to_pylist()
+    finally:
+        params_mod._SMALL_GROUP = saved
     expected = [
         extract_params(t, text) if (t := templates[cid]) is not None else [] for cid, text in rows
     ]
     assert got == expected
+    assert via_kernels == expected
 
 
 _WORDS = st.sampled_from(
@@ -72,7 +83,26 @@ _WORDS = st.sampled_from(
 @given(
     st.lists(
         st.tuples(
-            _WORDS, st.sampled_from(["", " ", "  ", ":", ",", "\t", "=", "-", ".", "/", "_", "("])
+            _WORDS,
+            st.sampled_from(
+                [
+                    "",
+                    " ",
+                    "  ",
+                    ":",
+                    ",",
+                    "\t",
+                    "=",
+                    "-",
+                    ".",
+                    "/",
+                    "_",
+                    "(",
+                    "\v",
+                    "\u00a0",
+                    "\x1f",
+                ]
+            ),
         ),
         max_size=12,
     )
