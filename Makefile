@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
 
-.PHONY: run test test-data lint bench install clean
+.PHONY: run test test-data test-slow lint bench install clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP) lint
 ## make test-data: the suites over ../shared/data (accuracy and round trips on real logs).
 test-data: $(STAMP)
 	LOGPIPE_SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m pytest -q -m "data and not gpu and not kafka"
+
+## make test-slow: the long suites (memory on a 2-million-line file, ...).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow and not gpu and not kafka"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
