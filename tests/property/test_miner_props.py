@@ -116,3 +116,47 @@ def test_premask_never_changes_what_masking_sees(parts: list[tuple[str, str]]) -
     text = "".join(w + sep for w, sep in parts)
     pre = premask(pa.array([text])).to_pylist()[0]
     assert mask_content(pre) == mask_content(text)
+
+
+_TEMPLATE_TOKENS = st.lists(
+    st.sampled_from(["a", "b", "<*>", "x=<*>", "<*>:<*>", "(<*>)", "<*>,", "a<*>b", "[<*>]"]),
+    min_size=1,
+    max_size=5,
+)
+
+
+@given(_TEMPLATE_TOKENS, st.text(alphabet="ab x=:(),[]1", max_size=24))
+@settings(max_examples=1500, deadline=None)
+def test_token_alignment_agrees_with_the_template_regex(tokens: list[str], content: str) -> None:
+    from logpipe.parsing.params import _params_by_tokens, _template_tokens, template_regex
+
+    template = " ".join(tokens)
+    quick = _params_by_tokens(_template_tokens(template), content)
+    match = template_regex(template).fullmatch(content)
+    if quick is not None:
+        assert match is not None
+        assert quick == list(match.groups())
+
+
+@given(
+    _TEMPLATE_TOKENS,
+    st.lists(st.text(alphabet="ab:x1,()=[]", max_size=4), min_size=12, max_size=12),
+    st.sampled_from([" ", "  ", "\t"]),
+)
+@settings(max_examples=1500, deadline=None)
+def test_token_alignment_on_filled_templates(tokens: list[str], fills: list[str], gap: str) -> None:
+    from logpipe.parsing.params import _params_by_tokens, _template_tokens, template_regex
+
+    template = " ".join(tokens)
+    values = iter(fills)
+    content = gap.join(
+        "".join(
+            piece if i == 0 else next(values) + piece for i, piece in enumerate(token.split(VAR))
+        )
+        for token in tokens
+    )
+    quick = _params_by_tokens(_template_tokens(template), content)
+    match = template_regex(template).fullmatch(content)
+    assert match is not None  # the content was made from the template
+    if quick is not None:
+        assert quick == list(match.groups())
