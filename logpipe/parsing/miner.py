@@ -3,16 +3,21 @@
 How a line is handled (each step exists because of a failure mode of plain Drain):
 
 1. **Mask** the obvious variables (:mod:`logpipe.parsing.masking`), so routing and
-   similarity only see constant text.
+   similarity only see constant text. :meth:`TemplateMiner.add_batch` first rewrites the
+   plain cases over the whole Arrow batch (``premask``) and mines each distinct result once.
 2. **Exact cache**: a line whose masked form was seen before goes straight to its cluster.
    Most lines of a real log hit this, which is what makes the miner fast.
 3. **Route** by token count and the first ``depth`` tokens (tokens holding a variable route
    as ``<*>``; a node with too many children sends newcomers to ``<*>``), then pick the
-   most similar cluster in the leaf; similarity is the share of positions where the
-   template's constant token equals the line's token.
-4. **Generalise** the chosen cluster: a position that differs becomes a variable, at the
-   finest piece that differs (``user=bob`` vs ``user=eve`` gives ``user=<*>``).
-5. **Post-process** templates to the Loghub-2.0 conventions when they are read.
+   most similar cluster in the leaf: equal positions count one, a differing pair that is
+   not two plain words counts half. When the leaf has no match, a stricter search over every
+   cluster of that length catches lines whose routing tokens are themselves variables.
+4. **Generalise** the chosen cluster: a position that differs becomes a variable, keeping
+   the punctuation around the value (``user=bob`` vs ``user=eve`` gives ``user=<*>``).
+5. **Word slots**: a position that has only held a few plain words (``Started``,
+   ``Paused``...) names the event rather than a value; :meth:`TemplateMiner.line_templates`
+   gives each such word its own template and event id.
+6. **Post-process** templates to the Loghub-2.0 conventions when they are read.
 
 Memory is bounded: at most ``max_clusters`` clusters (least recently used evicted, counted),
 lines longer than ``max_line_chars`` are truncated (counted), the exact cache is bounded.
@@ -46,7 +51,12 @@ STATE_VERSION = 2
 
 @dataclass(frozen=True)
 class MinerConfig:
-    """The single configuration used for every log system (no per-dataset tuning)."""
+    """The single configuration used for every log system (no per-dataset tuning).
+
+    ``similarity_threshold``: share of positions that must agree to join a cluster;
+    ``rescue_threshold``: the same for the search outside the routed leaf; ``enum_max_values``:
+    the most words a slot may hold and still name the event; ``depth``: routing tokens.
+    """
 
     similarity_threshold: float = 0.8
     rescue_threshold: float = 0.95
