@@ -1,0 +1,1 @@
+"""Logzip-style archives: lossless, searchable, segment by segment (see docs/FORMAT.md)."""
