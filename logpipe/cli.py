@@ -16,6 +16,7 @@ import sys
 import click
 
 from logpipe import __version__
+from logpipe.commands import archive as archive_cmd
 from logpipe.commands import evaluate as evaluate_cmd
 from logpipe.commands import parse as parse_cmd
 from logpipe.errors import LogpipeError
@@ -37,6 +38,7 @@ def app() -> None:
 
 parse_cmd.register(app)
 evaluate_cmd.register(app)
+archive_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

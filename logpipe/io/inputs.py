@@ -45,6 +45,7 @@ __all__ = [
     "detect_compression",
     "expand_inputs",
     "read_batches",
+    "read_chunks",
 ]
 
 DEFAULT_BATCH_LINES = 65_536
@@ -439,6 +440,31 @@ def _split_stream(chunks: Iterator[bytes], max_line_bytes: int, path: str) -> It
 
 
 # --------------------------------------------------------------------------- batches
+
+
+def read_chunks(source: InputSource, chunk_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[bytes]:
+    """The decompressed bytes of ``source`` in pieces of about ``chunk_bytes``, unsplit.
+
+    For consumers that need the exact bytes (the archive). A damaged gzip/zstd stream yields
+    everything decompressed before the damage, then raises :class:`InputError` with the
+    decompressed byte offset reached.
+    """
+    raw = _open(source)
+    pos = _Position()
+    display = "<stdin>" if source.is_stdin else source.path
+    try:
+        yield from _decompressed_chunks(raw, chunk_bytes, pos)
+    except _StreamError as exc:
+        raise InputError(
+            f"{exc}; everything before it was read. Recompress or re-copy the file",
+            path=display,
+            offset=exc.produced,
+        ) from None
+    except OSError as exc:
+        raise InputError(f"read failed: {exc.strerror or exc}", path=display) from None
+    finally:
+        if not source.is_stdin:
+            raw.close()
 
 
 def _open(source: InputSource) -> BinaryIO:

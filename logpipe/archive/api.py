@@ -1,0 +1,255 @@
+"""Archive operations: compress, decompress, cat, grep and info over the container.
+
+I/O lives here; the byte layout is :mod:`logpipe.archive.container` and the encoding of
+one segment is :mod:`logpipe.archive.codec`. Everything streams segment by segment, so
+memory is bounded by the segment size, not by the input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow.compute as pc
+
+from logpipe import __version__
+from logpipe.archive.codec import decode_segment, encode_segment, render_templates, split_lines
+from logpipe.archive.container import ArchiveReader, ArchiveWriter
+from logpipe.errors import UsageError
+from logpipe.io.inputs import expand_inputs, read_chunks
+from logpipe.parsing import TemplateMiner
+
+__all__ = [
+    "DEFAULT_SEGMENT_BYTES",
+    "CompressReport",
+    "cat",
+    "compress",
+    "decompress",
+    "grep",
+    "info",
+]
+
+DEFAULT_SEGMENT_BYTES = 8 << 20
+FORMAT_NAME = "logpipe-archive"
+
+
+@dataclass
+class CompressReport:
+    """What :func:`compress` did."""
+
+    inputs: list[str] = field(default_factory=list)
+    input_bytes: int = 0
+    output_bytes: int = 0
+    lines: int = 0
+    verbatim_lines: int = 0
+    segments: int = 0
+
+    @property
+    def ratio(self) -> float:
+        return self.input_bytes / self.output_bytes if self.output_bytes else 0.0
+
+
+def _segments_of(chunks: Iterator[bytes], segment_bytes: int) -> Iterator[bytes]:
+    """Re-cut a byte stream into segments that end at a newline when one is near.
+
+    A segment normally ends at the last newline of its first ``segment_bytes``; a line
+    longer than that is cut (the codec records that the segment does not end with a newline,
+    so concatenating decoded segments still gives the input back).
+    """
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        while len(buf) >= segment_bytes:
+            cut = buf.rfind(b"\n", 0, segment_bytes)
+            end = cut + 1 if cut >= 0 else segment_bytes
+            yield bytes(buf[:end])
+            del buf[:end]
+    if buf:
+        yield bytes(buf)
+
+
+def compress(
+    inputs: Sequence[str],
+    output: Path,
+    *,
+    level: int = 19,
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> CompressReport:
+    """Compress ``inputs`` (files, directories, globs, ``-``) into one archive at ``output``.
+
+    The inputs are stored as one byte stream in the given order; ``meta`` records each
+    input's name and size so the boundaries are known.
+    """
+    if segment_bytes < 1:
+        raise UsageError("--segment-bytes must be positive")
+    sources = expand_inputs(inputs)
+    report = CompressReport(inputs=[s.path for s in sources])
+    miner = TemplateMiner()
+    sizes: list[int] = []
+    with ArchiveWriter(
+        output,
+        {"format": FORMAT_NAME, "created_by": f"logpipe {__version__}", "segment_format": 1},
+        level=level,
+    ) as writer:
+        for source in sources:
+            size = 0
+            for segment in _segments_of(read_chunks(source), segment_bytes):
+                lines, ends_with_newline = split_lines(segment)
+                encoded = encode_segment(lines, ends_with_newline, miner)
+                encoded.header["input"] = len(sizes)
+                encoded.header["bytes"] = len(segment)
+                writer.add_segment(encoded.header, encoded.streams)
+                size += len(segment)
+                report.lines += encoded.header["lines"]
+                report.verbatim_lines += encoded.header["verbatim"]
+                report.segments += 1
+                report.input_bytes += len(segment)
+                if progress is not None:
+                    progress(report.input_bytes)
+            sizes.append(size)
+    report.output_bytes = output.stat().st_size
+    return report
+
+
+def _open_reader(path: Path, salvage: bool = False) -> ArchiveReader:
+    return ArchiveReader(path, salvage=salvage)
+
+
+def decompress(archive: Path, out: BinaryIO, *, salvage: bool = False) -> list[str]:
+    """Write the archived bytes to ``out``; return the damage messages (salvage only)."""
+    with _open_reader(archive, salvage) as reader:
+        for segment in reader:
+            out.write(decode_segment(segment.info.header, segment.streams))
+        return list(getattr(reader, "damaged", []))
+
+
+def cat(archive: Path, out: BinaryIO, first: int = 1, last: int | None = None) -> None:
+    """Write lines ``first``..``last`` (1-based, inclusive) without decoding other segments."""
+    if first < 1 or (last is not None and last < first):
+        raise UsageError("line range must be 1-based and ascending, e.g. --lines 10:20")
+    with _open_reader(archive) as reader:
+        line = 1  # number of the first line starting in the next segment
+        continued = False  # the previous segment ended inside a line
+        for info in reader.segments:
+            header = info.header
+            count = int(header["lines"])
+            starts_new = 0 if continued else 1
+            seg_first = line - (0 if starts_new else 1)
+            seg_last = seg_first + count - 1
+            continued = not header["ends_with_newline"] and count > 0
+            line = seg_last + 1 if not continued else seg_last
+            if last is not None and seg_first > last:
+                break
+            if seg_last < first:
+                continue
+            data = decode_segment(header, reader.read(info.index).streams)
+            pieces = data.split(b"\n")
+            for offset, text in enumerate(pieces[:count]):
+                number = seg_first + offset
+                if number < first or (last is not None and number > last):
+                    continue
+                out.write(text)
+                if offset < count - 1 or header["ends_with_newline"]:
+                    out.write(b"\n")
+
+
+def grep(pattern: str, archive: Path, out: BinaryIO, *, line_numbers: bool = False) -> int:
+    """Write the lines containing ``pattern`` (a fixed string); return how many matched.
+
+    Only templates that can match are rendered: a template whose literal text overlaps the
+    pattern, or whose string values contain it, or whose integer values could (the pattern
+    is all digits). The rest of the segment is never turned back into text.
+    """
+    if not pattern:
+        raise UsageError("grep needs a non-empty pattern")
+    needle = pattern.encode("utf-8")
+    matches = 0
+    with _open_reader(archive) as reader:
+        line_base = 0
+        for info in reader.segments:
+            segment = reader.read(info.index)
+            lines, numbers = render_templates(
+                info.header,
+                segment.streams,
+                lambda pieces, types, has_value: _can_match(pattern, pieces, types, has_value),
+                raw_needle=needle,
+            )
+            if len(lines):
+                hit = pc.match_substring(lines, pattern=pattern)
+                selected = lines.filter(hit)
+                at = numbers.filter(hit).to_numpy()
+                for text, number in zip(selected.to_pylist(), at.tolist(), strict=True):
+                    if line_numbers:
+                        out.write(f"{line_base + number + 1}:".encode())
+                    out.write(text + b"\n")
+                    matches += 1
+            line_base += int(info.header["lines"])
+    return matches
+
+
+def _can_match(
+    pattern: str, pieces: Sequence[str], types: Sequence[str], has_value: Callable[[str], bool]
+) -> bool:
+    """Whether a line of this template could contain ``pattern`` (never a false negative)."""
+    for piece in pieces:
+        if not piece:
+            continue
+        if pattern in piece or piece in pattern:
+            return True
+        for k in range(1, min(len(piece), len(pattern))):
+            if piece.endswith(pattern[:k]) or piece.startswith(pattern[-k:]):
+                return True
+    if any(not p for p in pieces[1:-1]):
+        return True  # adjacent values: the pattern may span two of them
+    if pattern.isdigit() and any(t != "str" for t in types):
+        return True
+    return has_value(pattern)
+
+
+def info(archive: Path) -> dict[str, Any]:
+    """Segments, templates and compressed/raw size per stream (for ``archive info``)."""
+    with _open_reader(archive) as reader:
+        streams: dict[str, list[int]] = {}
+        segments = []
+        for seg in reader.segments:
+            segments.append(
+                {
+                    "index": seg.index,
+                    "offset": seg.offset,
+                    "bytes_on_disk": seg.length,
+                    "input_bytes": seg.header.get("bytes"),
+                    "lines": seg.header.get("lines"),
+                    "templates": seg.header.get("templates"),
+                    "verbatim_lines": seg.header.get("verbatim"),
+                }
+            )
+            for name, (compressed, raw) in seg.stream_sizes.items():
+                total = streams.setdefault(name, [0, 0])
+                total[0] += compressed
+                total[1] += raw
+        input_bytes = sum(int(s["input_bytes"] or 0) for s in segments)
+        size = archive.stat().st_size
+        return {
+            "archive": str(archive),
+            "meta": reader.meta,
+            "bytes": size,
+            "input_bytes": input_bytes,
+            "ratio": round(input_bytes / size, 3) if size else None,
+            "segments": segments,
+            "streams": {
+                name: {
+                    "compressed_bytes": c,
+                    "raw_bytes": r,
+                    "ratio": round(r / c, 2) if c else None,
+                }
+                for name, (c, r) in sorted(streams.items())
+            },
+        }
+
+
+def info_json(archive: Path) -> str:
+    return json.dumps(info(archive), indent=2, ensure_ascii=False)

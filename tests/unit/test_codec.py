@@ -1,0 +1,38 @@
+import json
+
+from logpipe.archive.codec import decode_segment, decompose, encode_segment, split_lines
+from logpipe.parsing import TemplateMiner
+
+
+def _round_trip(data: bytes) -> dict[str, object]:
+    lines, ends = split_lines(data)
+    seg = encode_segment(lines, ends, TemplateMiner())
+    assert decode_segment(seg.header, seg.streams) == data
+    return seg.header
+
+
+def test_edge_inputs_round_trip() -> None:
+    for data in [b"", b"\n", b"\n\n", b"a", b"a\r\nb\nc", b"x\x00y\n", b"\xff\n", b"  lead\n"]:
+        _round_trip(data)
+
+
+def test_lines_are_stored_as_templates_and_typed_columns() -> None:
+    data = b"".join(f"req {i} took {i * 3} ms from 10.0.0.{i % 9}\n".encode() for i in range(200))
+    lines, ends = split_lines(data)
+    seg = encode_segment(lines, ends, TemplateMiner())
+    assert seg.header["verbatim"] == 0
+    templates = json.loads(seg.streams["dict"])["templates"]
+    assert len(templates) == 1
+    assert templates[0]["types"][:2] == ["int", "int"]
+    assert decode_segment(seg.header, seg.streams) == data
+
+
+def test_decompose_keeps_the_lines_own_whitespace() -> None:
+    got = decompose("user <*> logged in", "user   bob\tlogged in\r")
+    assert got == (("user   ", "\tlogged in\r"), ["bob"])
+    assert decompose("user <*> logged in", "user bob logged out") is None
+
+
+def test_invalid_utf8_and_misfits_are_verbatim() -> None:
+    header = _round_trip(b"ok 1\nok 2\n\xff\xfe broken\n")
+    assert header["verbatim"] == 1
