@@ -206,18 +206,18 @@ def encode_segment(
                 deltas = np.diff(numbers, prepend=np.int64(0))
                 ints.append(encode_varints(zigzag_encode(deltas)))
         dictionary.append({"pieces": list(pieces), "types": types})
-    raw = [lines[i] for i in range(n) if line_tpl[i] == 0]
+    verbatim = [lines[i] for i in range(n) if line_tpl[i] == 0]
     streams = {
         "dict": json.dumps({"templates": dictionary}, ensure_ascii=False).encode("utf-8"),
         "lines": encode_varints(line_tpl.astype(np.uint64)),
         "ints": b"".join(ints),
         "strs": "".join(strs).encode("utf-8"),
-        "raw": b"".join(r + b"\n" for r in raw),
+        "raw": b"".join(line + b"\n" for line in verbatim),
     }
     header = {
         "format": SEGMENT_FORMAT,
         "lines": n,
-        "verbatim": len(raw),
+        "verbatim": len(verbatim),
         "templates": len(dictionary),
         "ends_with_newline": ends_with_newline,
     }
