@@ -37,6 +37,8 @@ elif cmd == "decompress":
         data = gzip.decompress(f.read())
     if MODE == "lossy":
         data = data.replace(b"\\r", b"")
+    if out == "-" and MODE == "no-stdout":
+        sys.exit("Error: -o - is not supported")
     if out == "-":
         sys.stdout.buffer.write(data)
     else:
@@ -212,6 +214,18 @@ def test_grep_with_different_lines_is_recorded(data_dir: Path, tmp_path: Path) -
     assert grep is not None
     assert grep.error == "logpipe grep found 0 lines, decompress+grep 1"
     assert grep.same_lines is False and grep.speedup is None
+
+
+def test_failing_decompress_in_the_grep_pipe_is_recorded(data_dir: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    inputs = bench.build_inputs(data_dir, work)[:1]
+    report = bench.run_benchmark(inputs, 1, work, cli=fake_cli(tmp_path, "no-stdout"))
+    grep = report.inputs[0].grep
+    assert grep is not None and grep.logpipe_lines == 1  # logpipe grep itself ran
+    # Not mistaken for "grep found nothing": the decompress failure is named.
+    assert grep.error == "decompress: exit 1: Error: -o - is not supported"
+    assert grep.speedup is None
 
 
 def test_markdown_json_and_results_file(data_dir: Path, tmp_path: Path) -> None:
