@@ -43,8 +43,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## make bench: every benchmark, each rewriting its own section of benchmarks/RESULTS.md.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.parsing --write-results
+	$(BIN)/python -m benchmarks.compression --write-results
 
 clean:
 	rm -rf $(VENV) .run-output build dist *.egg-info

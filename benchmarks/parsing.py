@@ -23,15 +23,9 @@ Why it is built this way:
 from __future__ import annotations
 
 import argparse
-import compileall
 import csv
-import datetime as dt
 import importlib
 import json
-import os
-import platform
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,8 +39,27 @@ import pyarrow as pa
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 from rich.console import Console
-from rich.table import Table
 
+from benchmarks.common import (
+    LOGHUB_CITATION,
+    REPO,
+    RESULTS_MD,
+    RunInfo,
+    byte_compile_checkout,
+    cli_argv,
+    count_lines,
+    default_data_dir,
+    fmt,
+    fmt_rate,
+    fmt_ratio,
+    md_table,
+    replace_section,
+    rich_table,
+    run_command,
+    startup_secs,
+    table_console,
+)
+from benchmarks.common import run_info as common_run_info
 from benchmarks.drain3_cli import example_config, to_loghub_template
 from logpipe.evaluation import ParsingScores, evaluate
 from logpipe.parsing import TemplateMiner as OurMiner
@@ -67,8 +80,6 @@ __all__ = [
     "write_results",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS_MD = REPO / "benchmarks" / "RESULTS.md"
 CORE_SET = "loghub-2k"
 EXTRA_SET = "loghub-2k-extra"
 METRICS = ("ga", "pa", "fga", "fta")
@@ -77,10 +88,6 @@ QUICK_SYSTEMS = ("Apache", "HDFS", "OpenSSH", "Android")
 QUICK_LINES = 1000
 SECTION_BEGIN = "<!-- benchmark:parsing:begin -->"
 SECTION_END = "<!-- benchmark:parsing:end -->"
-LOGHUB_CITATION = (
-    "Jieming Zhu, Shilin He, Pinjia He, Jinyang Liu, Michael R. Lyu. Loghub: A Large Collection "
-    "of System Log Datasets for AI-driven Log Analytics. ISSRE 2023."
-)
 LOGHUB2_CITATION = (
     "Zhihan Jiang, Jinyang Liu, Junjie Huang, Yichen Li, Yintong Huo, Jiazhen Gu, Zhuangbin Chen, "
     "Jieming Zhu, Michael R. Lyu. A Large-Scale Evaluation for Log Parsing Techniques: How Far "
@@ -323,18 +330,6 @@ class SpeedReport:
         return a / b if a is not None and b else None
 
 
-def _count_lines(path: Path) -> int:
-    data = path.read_bytes()
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-
-
-def _env_with_repo() -> dict[str, str]:
-    """The subprocess imports this checkout's ``logpipe``, not another installed copy."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def time_command(
     argv_for_out: Callable[[Path], list[str]], n_runs: int, timeout_secs: float = 600.0
 ) -> tuple[list[float], str | None]:
@@ -347,39 +342,19 @@ def time_command(
     for _ in range(n_runs):
         with tempfile.TemporaryDirectory(prefix="logpipe-bench-") as tmp:
             out = Path(tmp) / "out"
-            argv = argv_for_out(out)
-            started = time.perf_counter()
-            try:
-                proc = subprocess.run(
-                    argv,
-                    cwd=REPO,
-                    env=_env_with_repo(),
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout_secs,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                return times, f"timed out after {timeout_secs:.0f} s"
-            except OSError as exc:
-                return times, f"cannot start {argv[0]}: {exc.strerror}"
-            secs = time.perf_counter() - started
-            if proc.returncode != 0:
-                lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines()]
-                last = next((ln for ln in reversed(lines) if ln), "no output")
-                return times, f"exit {proc.returncode}: {last[:160]}"
+            result = run_command(argv_for_out(out), timeout_secs)
+            if result.error is not None:
+                return times, result.error
             if not out.is_dir() or not any(out.iterdir()):
                 return times, f"exit 0 but nothing written to --out {out.name}"
-            times.append(secs)
+            times.append(result.secs)
     return times, None
 
 
 def ours_command(log_file: Path, preset: str) -> Callable[[Path], list[str]]:
     """``logpipe parse FILE --preset SYS --out DIR`` through this interpreter and checkout."""
     return lambda out: [
-        sys.executable,
-        "-m",
-        "logpipe.cli",
+        *cli_argv(),
         "parse",
         str(log_file),
         "--preset",
@@ -418,20 +393,6 @@ def preset_of(log_file: Path) -> str:
     return log_file.name.split("_", 1)[0]
 
 
-def _startup_secs(argv: list[str], n_runs: int) -> float | None:
-    best: float | None = None
-    for _ in range(max(n_runs, 1)):
-        started = time.perf_counter()
-        proc = subprocess.run(
-            argv, cwd=REPO, env=_env_with_repo(), capture_output=True, timeout=120, check=False
-        )
-        secs = time.perf_counter() - started
-        if proc.returncode != 0:
-            return None
-        best = secs if best is None else min(best, secs)
-    return best
-
-
 def run_speed(
     raw_files: Sequence[Path],
     formats: dict[str, str],
@@ -441,19 +402,13 @@ def run_speed(
 ) -> SpeedReport:
     """Time ours and the Drain3 script on each raw file, best of ``n_runs`` each."""
     report = SpeedReport()
-    # Byte-compile our package first, as installing a wheel does: with
-    # PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise be compiled from
-    # source in every timed run, while drain3 (in site-packages) was compiled at install.
-    for package in ("logpipe", "models", "connectors"):
-        compileall.compile_dir(str(REPO / package), quiet=1)
-    report.startup_secs["ours"] = _startup_secs(
-        [sys.executable, "-m", "logpipe.cli", "--version"], n_runs
-    )
-    report.startup_secs["drain3"] = _startup_secs(
+    byte_compile_checkout()
+    report.startup_secs["ours"] = startup_secs([*cli_argv(), "--version"], n_runs)
+    report.startup_secs["drain3"] = startup_secs(
         [sys.executable, str(REPO / "benchmarks" / "drain3_cli.py"), "--version"], n_runs
     )
     for log_file in raw_files:
-        lines = _count_lines(log_file)
+        lines = count_lines(log_file)
         system = preset_of(log_file)
         if progress is not None:
             progress.print(f"speed: {log_file.name} ({lines} lines)", highlight=False)
@@ -470,22 +425,10 @@ def run_speed(
 # --- output -------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _fmt_rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}"
-
-
-def _fmt_ratio(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}x"
-
-
 def _run_cells(run: ParserRun) -> list[str]:
     if run.scores is None:
-        return ["failed"] * len(METRICS) + [_fmt(run.secs, 2)]
-    return [_fmt(getattr(run.scores, m)) for m in METRICS] + [_fmt(run.secs, 2)]
+        return ["failed"] * len(METRICS) + [fmt(run.secs, 2)]
+    return [fmt(getattr(run.scores, m)) for m in METRICS] + [fmt(run.secs, 2)]
 
 
 def _accuracy_rows(acc: AccuracyReport) -> list[list[str]]:
@@ -509,9 +452,9 @@ def _mean_rows(acc: AccuracyReport) -> list[list[str]]:
         means = acc.means(dataset)
         ratios = acc.ratios(dataset)
         for i, (key, label) in enumerate(acc.parsers):
-            rows.append([title if i == 0 else "", label] + [_fmt(means[key][m]) for m in METRICS])
+            rows.append([title if i == 0 else "", label] + [fmt(means[key][m]) for m in METRICS])
         for key, label in acc.parsers[1:]:
-            cells = [_fmt_ratio(ratios[key][m]) for m in METRICS]
+            cells = [fmt_ratio(ratios[key][m]) for m in METRICS]
             rows.append(["", f"ratio ours / {label}", *cells])
     return rows
 
@@ -529,22 +472,22 @@ def _speed_rows(speed: SpeedReport) -> list[list[str]]:
                     file if i == 0 else "",
                     f"{run.lines:,}" if i == 0 else "",
                     tool,
-                    _fmt(run.best_secs, 3),
-                    _fmt_rate(run.lines_per_sec),
+                    fmt(run.best_secs, 3),
+                    fmt_rate(run.lines_per_sec),
                     str(len(run.runs_secs)),
                     status,
                 ]
             )
         ratio = speed.ratio(file)
-        rows.append(["", "", "ratio ours / drain3", "", _fmt_ratio(ratio)])
+        rows.append(["", "", "ratio ours / drain3", "", fmt_ratio(ratio)])
         rows[-1] += ["", ""]
     for i, tool in enumerate(speed.tools):
         lines, secs = speed.total(tool)
         rate = lines / secs if secs else None
         head = ["total", f"{lines:,}"] if i == 0 else ["", ""]
-        rows.append([*head, tool, _fmt(secs, 3), _fmt_rate(rate), "", ""])
+        rows.append([*head, tool, fmt(secs, 3), fmt_rate(rate), "", ""])
     ratio = speed.ratio(None)
-    rows.append(["", "", "ratio ours / drain3", "", _fmt_ratio(ratio)])
+    rows.append(["", "", "ratio ours / drain3", "", fmt_ratio(ratio)])
     rows[-1] += ["", ""]
     return rows
 
@@ -567,96 +510,26 @@ def _speed_verdict(speed: SpeedReport) -> list[str]:
 _TEXT_COLUMNS = {"system", "set", "parser", "file", "tool", "status", ""}
 
 
-def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in header:
-        table.add_column(name, justify="left" if name in _TEXT_COLUMNS else "right")
-    for row in rows:
-        if row[0] and table.rows:
-            table.add_section()
-        table.add_row(*row)
-    return table
-
-
 def print_tables(console: Console, acc: AccuracyReport | None, speed: SpeedReport | None) -> None:
     """The human-readable tables (the markdown has the same ones)."""
     if acc is not None:
-        console.print(_rich_table("Accuracy per system", ACC_HEADER, _accuracy_rows(acc)))
-        console.print(_rich_table("Accuracy means", MEAN_HEADER, _mean_rows(acc)))
+        console.print(
+            rich_table("Accuracy per system", ACC_HEADER, _accuracy_rows(acc), _TEXT_COLUMNS)
+        )
+        console.print(rich_table("Accuracy means", MEAN_HEADER, _mean_rows(acc), _TEXT_COLUMNS))
         console.print(f"post-processing for drain3 (masked+PP): {POSTPROCESS_SOURCE}")
     if speed is not None:
-        console.print(_rich_table("End-to-end speed", SPEED_HEADER, _speed_rows(speed)))
+        console.print(
+            rich_table("End-to-end speed", SPEED_HEADER, _speed_rows(speed), _TEXT_COLUMNS)
+        )
         for line in _speed_verdict(speed):
             console.print(line, highlight=False)
-        startup = ", ".join(f"{k} {_fmt(v, 3)} s" for k, v in speed.startup_secs.items())
+        startup = ", ".join(f"{k} {fmt(v, 3)} s" for k, v in speed.startup_secs.items())
         console.print(f"interpreter start + imports (included above): {startup}")
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def esc(cell: str) -> str:
-        return cell.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Where and when the figures were taken."""
-
-    date: str
-    commit: str
-    cpu: str
-    cores: int
-    python: str
-    drain3: str
-    quick: bool
-
-
-def _cpu_model() -> str:
-    fallback = platform.processor() or platform.machine() or "unknown"
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:  # not Linux: what platform knows
-        return fallback
-    for line in cpuinfo.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return fallback
-
-
-def _git_commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("-dirty" if dirty else "")
-
-
 def run_info(quick: bool) -> RunInfo:
-    return RunInfo(
-        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        commit=_git_commit(),
-        cpu=_cpu_model(),
-        cores=os.cpu_count() or 1,
-        python=platform.python_version(),
-        drain3=version("drain3"),
-        quick=quick,
-    )
+    return common_run_info(quick, {"drain3": version("drain3")})
 
 
 def render_markdown(
@@ -672,7 +545,7 @@ def render_markdown(
         "",
         f"Produced by `python -m benchmarks.parsing{' --quick' if info.quick else ''}` "
         f"on {info.date}, commit `{info.commit}`; machine: {info.cpu}, {info.cores} cores; "
-        f"Python {info.python}, drain3 {info.drain3}.",
+        f"Python {info.python}, drain3 {info.versions['drain3']}.",
     ]
     if acc is not None:
         parts += [
@@ -691,12 +564,12 @@ def render_markdown(
             "drain3 gives the paper's published Drain figures to the printed 3 decimals "
             "(`tests/unit/test_benchmark_parsing.py`, marker `data`).",
             "",
-            _md_table(MEAN_HEADER, _mean_rows(acc)),
+            md_table(MEAN_HEADER, _mean_rows(acc)),
             "",
-            _md_table(ACC_HEADER, _accuracy_rows(acc)),
+            md_table(ACC_HEADER, _accuracy_rows(acc)),
         ]
     if speed is not None:
-        startup = ", ".join(f"{k} {_fmt(v, 3)} s" for k, v in speed.startup_secs.items())
+        startup = ", ".join(f"{k} {fmt(v, 3)} s" for k, v in speed.startup_secs.items())
         parts += [
             "",
             "### End-to-end speed",
@@ -707,7 +580,7 @@ def render_markdown(
             "same CSV outputs). Interpreter start and imports, included in the times: "
             f"{startup}.",
             "",
-            _md_table(SPEED_HEADER, _speed_rows(speed)),
+            md_table(SPEED_HEADER, _speed_rows(speed)),
             "",
             *[f"- {line}" for line in _speed_verdict(speed)],
         ]
@@ -727,26 +600,12 @@ def render_markdown(
 
 def write_results(path: Path, section: str) -> None:
     """Replace this benchmark's section of ``path`` (other benchmarks' sections are kept)."""
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        pattern = re.compile(
-            re.escape(SECTION_BEGIN) + r".*?" + re.escape(SECTION_END) + r"\n?", re.S
-        )
-        if pattern.search(text):
-            new = pattern.sub(lambda _: section, text, count=1)
-        else:
-            new = text.rstrip("\n") + "\n\n" + section
-    else:
-        new = "# Benchmark results\n\nRewritten by `make bench`; one section per benchmark.\n\n"
-        new += section
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(path)
+    replace_section(path, section, SECTION_BEGIN, SECTION_END)
 
 
 def to_json(info: RunInfo, acc: AccuracyReport | None, speed: SpeedReport | None) -> dict[str, Any]:
     """Every figure in one JSON-ready object, units in the key names."""
-    out: dict[str, Any] = {"benchmark": "parsing", **info.__dict__}
+    out: dict[str, Any] = {"benchmark": "parsing", **info.as_json()}
     if acc is not None:
         per_system: dict[str, Any] = {}
         for system in acc.systems:
@@ -807,11 +666,6 @@ def to_json(info: RunInfo, acc: AccuracyReport | None, speed: SpeedReport | None
 # --- command line -------------------------------------------------------------------------
 
 
-def default_data_dir() -> Path:
-    env = os.environ.get("LOGPIPE_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 ok, 1 no data, 2 usage."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.parsing", description=__doc__)
@@ -830,8 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least 1")
 
     data_dir = (args.data or default_data_dir()).resolve()
-    # Piped output (make bench, --json | tail) gets wide tables instead of rich's 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = table_console()
     progress = Console(stderr=True)
     if not (data_dir / CORE_SET).is_dir():
         progress.print(f"benchmarks.parsing: error: no {CORE_SET} under {data_dir}; pass --data")
