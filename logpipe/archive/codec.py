@@ -22,6 +22,7 @@ Streams of a segment (each compressed by the container):
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ import pyarrow.compute as pc
 from logpipe.archive.varint import decode_varints, encode_varints, zigzag_decode, zigzag_encode
 from logpipe.arrowutil import from_numpy
 from logpipe.parsing import TemplateMiner
-from logpipe.parsing.masking import VAR
+from logpipe.parsing.masking import RE2_WHITESPACE, VAR
 
 __all__ = [
     "SEGMENT_FORMAT",
@@ -48,9 +49,6 @@ __all__ = [
 ]
 
 SEGMENT_FORMAT = 1
-_WS_SPLIT = re.compile(r"(\s+)")
-_INT = "^(?:0|[1-9][0-9]{0,17})$"
-_PADDED = "^[0-9]{1,18}$"
 
 
 @dataclass(frozen=True)
@@ -70,16 +68,104 @@ def split_lines(chunk: bytes) -> tuple[list[bytes], bool]:
     return lines, ends_with_newline
 
 
+_WS_CLASS = f"[{RE2_WHITESPACE}]"
+_NON_WS = f"[^{RE2_WHITESPACE}]"
+
+
 @lru_cache(maxsize=16384)
-def _template_plan(template: str) -> tuple[tuple[str, ...], ...]:
+def _template_pattern(template: str) -> tuple[str, tuple[tuple[str, int | str], ...]]:
+    """An RE2 pattern that splits a line of ``template`` exactly, and how to rebuild it.
+
+    Groups ``w<i>`` capture the line's own whitespace (before, between and after tokens) and
+    groups ``v<j>`` the values (never whitespace: a value lives inside one token). The
+    layout lists, in line order, literal text (``("lit", text)``), whitespace groups
+    (``("ws", i)``) and values (``("var", j)``).
+    """
+    tokens = template.split()
+    if not tokens:  # a blank line: one whitespace run, nothing else
+        return f"(?s)^(?P<w0>{_WS_CLASS}*)$", (("ws", 0),)
+    layout: list[tuple[str, int | str]] = [("ws", 0)]
+    parts = [f"^(?P<w0>{_WS_CLASS}*)"]
+    var = 0
+    for i, token in enumerate(tokens):
+        if i:
+            layout.append(("ws", i))
+            parts.append(f"(?P<w{i}>{_WS_CLASS}+)")
+        for k, literal in enumerate(token.split(VAR)):
+            if k:
+                layout.append(("var", var))
+                parts.append(f"(?P<v{var}>{_NON_WS}*?)")
+                var += 1
+            if literal:
+                layout.append(("lit", literal))
+                parts.append(re.escape(literal))
+    layout.append(("ws", len(tokens)))
+    parts.append(f"(?P<w{len(tokens)}>{_WS_CLASS}*)$")
+    return "(?s)" + "".join(parts), tuple(layout)
+
+
+def _pieces(layout: Sequence[tuple[str, int | str]], spaces: Sequence[str]) -> list[str]:
+    """Literal pieces around the values, given the line's whitespace captures."""
+    pieces = [""]
+    for kind, item in layout:
+        if kind == "var":
+            pieces.append("")
+        elif kind == "lit":
+            pieces[-1] += str(item)
+        else:
+            pieces[-1] += spaces[int(item)]
+    return pieces
+
+
+_SMALL_GROUP = 16
+
+
+class _Templates:
+    """The segment's archive templates as they are found: pieces, lines and value columns."""
+
+    def __init__(self, n_lines: int) -> None:
+        self.line_tpl = np.zeros(n_lines, dtype=np.int64)  # 0 = verbatim
+        self.keys: dict[tuple[str, ...], int] = {}
+        self.rows: list[list[int]] = []
+        self.cols: list[list[list[str]]] = []
+
+    def slot_of(self, pieces: tuple[str, ...]) -> int:
+        t = self.keys.get(pieces)
+        if t is None:
+            t = self.keys[pieces] = len(self.rows) + 1
+            self.rows.append([])
+            self.cols.append([[] for _ in pieces[1:]])
+        return t
+
+    def add(self, pieces: tuple[str, ...], values: list[str], line: int) -> None:
+        t = self.slot_of(pieces)
+        self.line_tpl[line] = t
+        self.rows[t - 1].append(line)
+        for slot, value in zip(self.cols[t - 1], values, strict=True):
+            slot.append(value)
+
+    def sort_lines(self) -> None:
+        """A template's values must be in line order (template groups may share pieces)."""
+        for t, lines_of in enumerate(self.rows):
+            if any(x > y for x, y in itertools.pairwise(lines_of)):
+                perm = sorted(range(len(lines_of)), key=lines_of.__getitem__)
+                self.rows[t] = [lines_of[i] for i in perm]
+                self.cols[t] = [[slot[i] for i in perm] for slot in self.cols[t]]
+
+
+_WS_SPLIT = re.compile(r"(\s+)")
+
+
+@lru_cache(maxsize=16384)
+def _token_plan(template: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(tok.split(VAR)) for tok in template.split())
 
 
-def decompose(template: str, line: str) -> tuple[tuple[str, ...], list[str]] | None:
-    """Literal pieces (with the line's own whitespace) and values, or None if it does not fit.
+def _decompose(template: str, line: str) -> tuple[tuple[str, ...], list[str]] | None:
+    """Pieces (with the line's own whitespace) and values of one line, or None.
 
-    ``"".join(p + v for p, v in zip(pieces, values + [""]))`` is ``line`` whenever a result is
-    returned (the caller checks it anyway).
+    The per-line twin of the vectorised split: tokens are aligned one to one and each value
+    is the shortest text before the next literal of its token.
     """
     parts = _WS_SPLIT.split(line)
     toks = parts[0::2]
@@ -95,7 +181,7 @@ def decompose(template: str, line: str) -> tuple[tuple[str, ...], list[str]] | N
         seps = seps[:-1]
     if not toks or toks == [""]:
         return (line,), []
-    plan = _template_plan(template)
+    plan = _token_plan(template)
     if len(plan) != len(toks):
         return None
     pieces = [lead]
@@ -138,18 +224,96 @@ def _render(pieces: Sequence[str], values: Sequence[str]) -> str:
     return "".join(out)
 
 
-def _column_type(values: pa.Array) -> str:
-    """``int``, ``padN`` (N-digit zero-padded) or ``str``: how a column is stored."""
-    if len(values) == 0:
-        return "str"
-    if pc.all(pc.match_substring_regex(values, _INT)).as_py():
-        return "int"
-    if pc.all(pc.match_substring_regex(values, _PADDED)).as_py():
-        widths = pc.utf8_length(values)
-        lo, hi = pc.min_max(widths).values()
-        if lo.as_py() == hi.as_py():
-            return f"pad{lo.as_py()}"
-    return "str"
+def _split_by_template(
+    templates: pa.Array, content: pa.Array, line_no: np.ndarray, found_: _Templates
+) -> None:
+    """Split every line into pieces and values, one RE2 pass per template (vectorised).
+
+    Lines a template does not fit exactly stay verbatim. Small groups go line by line in
+    Python, where a dozen kernel calls would cost more than the lines themselves.
+    """
+    encoded = pc.dictionary_encode(templates)
+    texts = encoded.dictionary.to_pylist()
+    which = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(which, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, which[order][1:] != which[order][:-1], True])
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        members = order[a:b]
+        template = texts[int(which[members[0]])]
+        if b - a <= _SMALL_GROUP:
+            # a few lines: Python beats the fixed cost of a dozen kernel calls
+            for m in members.tolist():
+                text = content[m].as_py()
+                split = _decompose(template, text)
+                if split is None or _render(*split) != text:
+                    continue
+                found_.add(split[0], split[1], int(line_no[m]))
+            continue
+        pattern, layout = _template_pattern(template)
+        sub = content.take(from_numpy(members))
+        try:
+            found = pc.extract_regex(sub, pattern=pattern)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        ok = pc.is_valid(found)
+        n_ws = sum(1 for kind, _ in layout if kind == "ws")
+        n_var = sum(1 for kind, _ in layout if kind == "var")
+        spaces = [found.field(f"w{i}") for i in range(n_ws)]
+        values = [found.field(f"v{j}") for j in range(n_var)]
+        joined = pc.binary_join_element_wise(*spaces, "\x00") if n_ws > 1 else spaces[0]
+        signature = joined.filter(ok)
+        kept = members[ok.to_numpy(zero_copy_only=False)]
+        sig = pc.dictionary_encode(signature)
+        sig_texts = sig.dictionary.to_pylist()
+        sig_idx = sig.indices.to_numpy(zero_copy_only=False)
+        value_lists = [v.filter(ok).to_pylist() for v in values]
+        for s, sig_text in enumerate(sig_texts):
+            take = np.flatnonzero(sig_idx == s)
+            pieces = tuple(_pieces(layout, sig_text.split("\x00")))
+            t = found_.slot_of(pieces)
+            lines_here = line_no[kept[take]]
+            found_.line_tpl[lines_here] = t
+            found_.rows[t - 1].extend(lines_here.tolist())
+            picks = take.tolist()
+            for slot, column in zip(found_.cols[t - 1], value_lists, strict=True):
+                slot.extend(column[i] for i in picks)
+    found_.sort_lines()
+
+
+_INT_COLUMN = re.compile(r"(?:(?:0|[1-9][0-9]{0,17})\n)+")
+_PAD_COLUMNS: dict[int, re.Pattern[str]] = {}
+
+
+def _column_type(values: list[str]) -> tuple[str, str]:
+    """How a column is stored (``int``, ``padN`` N-digit zero-padded, ``str``) and its text.
+
+    An integer type is chosen only when every value prints back to the same digits.
+    """
+    joined = "\n".join(values) + "\n"
+    if not values:
+        return "str", joined
+    if _INT_COLUMN.fullmatch(joined):
+        return "int", joined
+    width = len(values[0])
+    if 0 < width <= 18:
+        pad = _PAD_COLUMNS.get(width)
+        if pad is None:
+            pad = _PAD_COLUMNS[width] = re.compile(rf"(?:[0-9]{{{width}}}\n)+")
+        if pad.fullmatch(joined):
+            return f"pad{width}", joined
+    return "str", joined
+
+
+def _encode_ints(columns: list[list[str]]) -> bytes:
+    """Delta + zigzag + varint of every integer column, in one numpy pass."""
+    if not columns:
+        return b""
+    lengths = np.array([len(c) for c in columns], dtype=np.int64)
+    numbers = np.array([int(v) for c in columns for v in c], dtype=np.int64)
+    deltas = np.diff(numbers, prepend=np.int64(0))
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    deltas[starts] = numbers[starts]  # each column starts from zero
+    return encode_varints(zigzag_encode(deltas))
 
 
 def encode_segment(
@@ -165,52 +329,30 @@ def encode_segment(
             texts.append(None)
     valid_idx = [i for i, t in enumerate(texts) if t is not None]
     content = pa.array([texts[i] for i in valid_idx], pa.string())
-    line_tpl = np.zeros(n, dtype=np.int64)
-    keys: dict[tuple[str, ...], int] = {}
-    rows: list[list[int]] = []  # per template: line numbers
-    cols: list[list[list[str]]] = []  # per template, per slot: values
+    found = _Templates(n)
     if valid_idx:
         ids = miner.add_batch(content)
         templates, _ = miner.line_templates(ids, content)
-        for i, template in zip(valid_idx, templates.to_pylist(), strict=True):
-            text = texts[i]
-            assert text is not None
-            split = decompose(template or "", text)
-            if split is None:
-                continue
-            pieces, values = split
-            if _render(pieces, values) != text:  # lossless by construction: verify
-                continue
-            t = keys.get(pieces)
-            if t is None:
-                t = keys[pieces] = len(rows) + 1
-                rows.append([])
-                cols.append([[] for _ in values])
-            line_tpl[i] = t
-            rows[t - 1].append(i)
-            for slot, value in zip(cols[t - 1], values, strict=True):
-                slot.append(value)
-    ints: list[bytes] = []
+        _split_by_template(pc.fill_null(templates, ""), content, np.asarray(valid_idx), found)
+    int_columns: list[list[str]] = []
     strs: list[str] = []
     dictionary = []
-    for pieces, slots in zip(keys, cols, strict=True):
+    for pieces, slots in zip(found.keys, found.cols, strict=True):
         types = []
         for values in slots:
-            arr = pa.array(values, pa.string())
-            kind = _column_type(arr)
+            kind, joined = _column_type(values)
             types.append(kind)
             if kind == "str":
-                strs.append("\n".join(values) + "\n")
+                strs.append(joined)
             else:
-                numbers = pc.cast(arr, pa.int64()).to_numpy()
-                deltas = np.diff(numbers, prepend=np.int64(0))
-                ints.append(encode_varints(zigzag_encode(deltas)))
+                int_columns.append(values)
         dictionary.append({"pieces": list(pieces), "types": types})
+    line_tpl = found.line_tpl
     verbatim = [lines[i] for i in range(n) if line_tpl[i] == 0]
     streams = {
         "dict": json.dumps({"templates": dictionary}, ensure_ascii=False).encode("utf-8"),
         "lines": encode_varints(line_tpl.astype(np.uint64)),
-        "ints": b"".join(ints),
+        "ints": _encode_ints(int_columns),
         "strs": "".join(strs).encode("utf-8"),
         "raw": b"".join(line + b"\n" for line in verbatim),
     }
@@ -219,6 +361,33 @@ def encode_segment(
         "lines": n,
         "verbatim": len(verbatim),
         "templates": len(dictionary),
+        "ends_with_newline": ends_with_newline,
+    }
+    segment = EncodedSegment(header, streams)
+    if (
+        decode_segment(header, streams)
+        != b"".join(line + b"\n" for line in lines)[
+            : None if ends_with_newline or not lines else -1
+        ]
+    ):
+        # never expected; if it ever happens the segment is stored verbatim, not lost
+        return _verbatim_segment(lines, ends_with_newline)
+    return segment
+
+
+def _verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> EncodedSegment:
+    streams = {
+        "dict": b'{"templates": []}',
+        "lines": encode_varints(np.zeros(len(lines), dtype=np.uint64)),
+        "ints": b"",
+        "strs": b"",
+        "raw": b"".join(line + b"\n" for line in lines),
+    }
+    header = {
+        "format": SEGMENT_FORMAT,
+        "lines": len(lines),
+        "verbatim": len(lines),
+        "templates": 0,
         "ends_with_newline": ends_with_newline,
     }
     return EncodedSegment(header, streams)

@@ -1,6 +1,6 @@
 import json
 
-from logpipe.archive.codec import decode_segment, decompose, encode_segment, split_lines
+from logpipe.archive.codec import decode_segment, encode_segment, split_lines
 from logpipe.parsing import TemplateMiner
 
 
@@ -27,10 +27,18 @@ def test_lines_are_stored_as_templates_and_typed_columns() -> None:
     assert decode_segment(seg.header, seg.streams) == data
 
 
-def test_decompose_keeps_the_lines_own_whitespace() -> None:
-    got = decompose("user <*> logged in", "user   bob\tlogged in\r")
-    assert got == (("user   ", "\tlogged in\r"), ["bob"])
-    assert decompose("user <*> logged in", "user bob logged out") is None
+def test_templates_keep_the_lines_own_whitespace() -> None:
+    data = (
+        b"session for user   bob\topened by root\r\n"
+        b"session for user eve opened by root\n"
+        b"session for user   amy\topened by root\r\n"
+    )
+    lines, ends = split_lines(data)
+    seg = encode_segment(lines, ends, TemplateMiner())
+    assert seg.header["verbatim"] == 0
+    pieces = [t["pieces"] for t in json.loads(seg.streams["dict"])["templates"]]
+    assert ["session for user   ", "\topened by root\r"] in pieces
+    assert decode_segment(seg.header, seg.streams) == data
 
 
 def test_invalid_utf8_and_misfits_are_verbatim() -> None:
