@@ -75,7 +75,7 @@ def compress(
     inputs: Sequence[str],
     output: Path,
     *,
-    level: int = 19,
+    level: int = 15,
     segment_bytes: int = DEFAULT_SEGMENT_BYTES,
     progress: Callable[[int], None] | None = None,
 ) -> CompressReport:

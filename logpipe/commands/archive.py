@@ -49,12 +49,13 @@ def register(app: click.Group) -> None:
     @click.argument("inputs", nargs=-1, required=True)
     @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
                   help="The archive to write (.lpz).")  # fmt: skip
-    @click.option("--level", type=click.IntRange(1, 22), default=19, show_default=True,
+    @click.option("--level", type=click.IntRange(1, 22), default=15, show_default=True,
                   help="zstd level for every stream.")  # fmt: skip
     @click.option("--segment-mb", type=click.FloatRange(min=0.01), default=8.0,
                   show_default=True, help="Input MiB per segment.")  # fmt: skip
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
+    @click.option("--force", is_flag=True, help="Overwrite an existing archive.")
     def compress(  # noqa: PLR0917 - click maps each parameter to a flag
         inputs: tuple[str, ...],
         output: Path,
@@ -62,7 +63,10 @@ def register(app: click.Group) -> None:
         segment_mb: float,
         as_json: bool,
         no_progress: bool,
+        force: bool,
     ) -> None:
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists; use --force to overwrite or -o to choose another")
         progress = None
         bar = None
         if not no_progress and sys.stderr.isatty():
