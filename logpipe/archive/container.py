@@ -561,10 +561,11 @@ class ArchiveReader:
         self, archive_id: bytes, offsets: list[int], footer_start: int, data_start: int | None
     ) -> None:
         """Read every segment header at the offsets the footer lists."""
-        if data_start is not None and offsets and offsets[0] != data_start:
-            self._fail(_DamageError("index does not start at the first segment", data_start, 0))
+        first = offsets[0] if offsets else footer_start
+        if data_start is not None and first != data_start:
+            self._fail(_DamageError("index does not start where the segments do", data_start, 0))
         ends = [*offsets[1:], footer_start]
-        for index, (start, end) in enumerate(zip(offsets, ends, strict=True)):
+        for index, (start, end) in enumerate(zip(offsets, ends[: len(offsets)], strict=True)):
             try:
                 if not start < end:
                     raise _DamageError("index lists overlapping segments", start, index)
@@ -594,7 +595,7 @@ class ArchiveReader:
         while True:
             if pos >= self._size:
                 raise ArchiveError(
-                    f"archive ends without its index after {index} segment(s) "
+                    f"no valid index after {index} segment(s) "
                     f"({footer_damage.message}); later segments may be missing, "
                     "open with salvage=True to read the intact ones",
                     path=self._name,
