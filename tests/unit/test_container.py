@@ -102,8 +102,8 @@ def test_large_streams(tmp_path: Path) -> None:
     """Streams bigger than level 1's 512 KiB window: repeats further back are still found."""
     path = tmp_path / "big.lpz"
     rng = random.Random(7)
-    block = rng.randbytes(256 << 10)
-    streams = {"repeats": block * 12, "random": rng.randbytes(1 << 20)}
+    block = rng.randbytes(768 << 10)
+    streams = {"repeats": block * 4, "random": rng.randbytes(1 << 20)}
     write(path, [({}, streams)], level=1)
     with ArchiveReader(path) as reader:
         info = reader.segments[0]
