@@ -261,6 +261,8 @@ class ArchiveWriter:
             + json.dumps(table, separators=(",", ":")).encode("ascii")
             + b"}"
         )
+        if len(head_json) > MAX_JSON_BYTES:
+            raise TypeError(f"segment header with its stream table exceeds {MAX_JSON_BYTES} bytes")
         index = len(self._offsets)
         fixed = _SEG_HEAD.pack(SEG_MAGIC, self._archive_id, index, len(head_json), offset, 0)
         crc = zlib.crc32(head_json, zlib.crc32(fixed[16:32]))
@@ -304,8 +306,10 @@ class ArchiveWriter:
         if self._state != "open":
             return
         self._state = "aborted"
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._file.close()  # may fail flushing (disk full): the unlink must still happen
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         return self
