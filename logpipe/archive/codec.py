@@ -224,6 +224,44 @@ def _render(pieces: Sequence[str], values: Sequence[str]) -> str:
     return "".join(out)
 
 
+def _add_many(
+    found_: _Templates, pieces: tuple[str, ...], lines: np.ndarray, values: list[pa.Array]
+) -> None:
+    """Record many lines of one archive template at once."""
+    t = found_.slot_of(pieces)
+    found_.line_tpl[lines] = t
+    found_.rows[t - 1].extend(lines.tolist())
+    for slot, column in zip(found_.cols[t - 1], values, strict=True):
+        slot.extend(column.to_pylist())
+
+
+@lru_cache(maxsize=16384)
+def _simple_pattern(template: str) -> tuple[str, tuple[tuple[str, int | str], ...]]:
+    """Like :func:`_template_pattern` for lines spaced exactly like the template itself.
+
+    Tokens are separated by one space and there is no leading or trailing whitespace, so
+    only the values are captured (groups ``v<j>``, named by position).
+    """
+    _, layout = _template_pattern(template)
+    parts = ["^"]
+    simple: list[tuple[str, int | str]] = []
+    for kind, item in layout:
+        if kind == "ws":
+            index = int(item)
+            last = index == len(template.split()) or not template.split()
+            if index and not last:
+                parts.append(" ")
+                simple.append(("lit", " "))
+        elif kind == "lit":
+            parts.append(re.escape(str(item)))
+            simple.append((kind, item))
+        else:
+            parts.append(f"(?P<v{item}>{_NON_WS}*?)")
+            simple.append((kind, item))
+    parts.append("$")
+    return "(?s)" + "".join(parts), tuple(simple)
+
+
 def _split_by_template(
     templates: pa.Array, content: pa.Array, line_no: np.ndarray, found_: _Templates
 ) -> None:
@@ -249,8 +287,28 @@ def _split_by_template(
                     continue
                 found_.add(split[0], split[1], int(line_no[m]))
             continue
-        pattern, layout = _template_pattern(template)
         sub = content.take(from_numpy(members))
+        # Most lines are spaced the template's way (single spaces, no padding): match those
+        # with a pattern that captures only the values, which RE2 runs much faster.
+        simple, simple_layout = _simple_pattern(template)
+        rest = members
+        try:
+            found = pc.extract_regex(sub, pattern=simple)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        ok = pc.is_valid(found)
+        if pc.any(ok).as_py():
+            n_var = found.type.num_fields
+            kept = members[ok.to_numpy(zero_copy_only=False)]
+            pieces = tuple(_pieces(simple_layout, []))
+            _add_many(
+                found_, pieces, line_no[kept], [found.field(j).filter(ok) for j in range(n_var)]
+            )
+            rest = members[~ok.to_numpy(zero_copy_only=False)]
+            if not len(rest):
+                continue
+            sub = content.take(from_numpy(rest))
+        pattern, layout = _template_pattern(template)
         try:
             found = pc.extract_regex(sub, pattern=pattern)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -262,21 +320,16 @@ def _split_by_template(
         values = [found.field(f"v{j}") for j in range(n_var)]
         joined = pc.binary_join_element_wise(*spaces, "\x00") if n_ws > 1 else spaces[0]
         signature = joined.filter(ok)
-        kept = members[ok.to_numpy(zero_copy_only=False)]
+        kept = rest[ok.to_numpy(zero_copy_only=False)]
         sig = pc.dictionary_encode(signature)
         sig_texts = sig.dictionary.to_pylist()
         sig_idx = sig.indices.to_numpy(zero_copy_only=False)
-        value_lists = [v.filter(ok).to_pylist() for v in values]
+        value_arrays = [v.filter(ok) for v in values]
         for s, sig_text in enumerate(sig_texts):
             take = np.flatnonzero(sig_idx == s)
             pieces = tuple(_pieces(layout, sig_text.split("\x00")))
-            t = found_.slot_of(pieces)
-            lines_here = line_no[kept[take]]
-            found_.line_tpl[lines_here] = t
-            found_.rows[t - 1].extend(lines_here.tolist())
-            picks = take.tolist()
-            for slot, column in zip(found_.cols[t - 1], value_lists, strict=True):
-                slot.extend(column[i] for i in picks)
+            chosen = from_numpy(take)
+            _add_many(found_, pieces, line_no[kept[take]], [v.take(chosen) for v in value_arrays])
     found_.sort_lines()
 
 
