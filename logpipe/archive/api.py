@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pyarrow.compute as pc
-
 from logpipe import __version__
-from logpipe.archive.codec import decode_segment, encode_segment, render_templates, split_lines
+from logpipe.archive.codec import decode_segment, encode_segment, grep_segment, split_lines
 from logpipe.archive.container import ArchiveReader, ArchiveWriter
 from logpipe.errors import UsageError
 from logpipe.io.inputs import expand_inputs, read_chunks
@@ -160,54 +158,23 @@ def cat(archive: Path, out: BinaryIO, first: int = 1, last: int | None = None) -
 def grep(pattern: str, archive: Path, out: BinaryIO, *, line_numbers: bool = False) -> int:
     """Write the lines containing ``pattern`` (a fixed string); return how many matched.
 
-    Only templates that can match are rendered: a template whose literal text overlaps the
-    pattern, or whose string values contain it, or whose integer values could (the pattern
-    is all digits). The rest of the segment is never turned back into text.
+    Each segment is searched in its compressed layout (:func:`grep_segment`): only the
+    lines that can match are turned back into text.
     """
     if not pattern:
         raise UsageError("grep needs a non-empty pattern")
-    needle = pattern.encode("utf-8")
     matches = 0
     with _open_reader(archive) as reader:
         line_base = 0
         for info in reader.segments:
             segment = reader.read(info.index)
-            lines, numbers = render_templates(
-                info.header,
-                segment.streams,
-                lambda pieces, types, has_value: _can_match(pattern, pieces, types, has_value),
-                raw_needle=needle,
-            )
-            if len(lines):
-                hit = pc.match_substring(lines, pattern=pattern)
-                selected = lines.filter(hit)
-                at = numbers.filter(hit).to_numpy()
-                for text, number in zip(selected.to_pylist(), at.tolist(), strict=True):
-                    if line_numbers:
-                        out.write(f"{line_base + number + 1}:".encode())
-                    out.write(text + b"\n")
-                    matches += 1
+            for number, text in grep_segment(info.header, segment.streams, pattern):
+                if line_numbers:
+                    out.write(f"{line_base + number + 1}:".encode())
+                out.write(text + b"\n")
+                matches += 1
             line_base += int(info.header["lines"])
     return matches
-
-
-def _can_match(
-    pattern: str, pieces: Sequence[str], types: Sequence[str], has_value: Callable[[str], bool]
-) -> bool:
-    """Whether a line of this template could contain ``pattern`` (never a false negative)."""
-    for piece in pieces:
-        if not piece:
-            continue
-        if pattern in piece or piece in pattern:
-            return True
-        for k in range(1, min(len(piece), len(pattern))):
-            if piece.endswith(pattern[:k]) or piece.startswith(pattern[-k:]):
-                return True
-    if any(not p for p in pieces[1:-1]):
-        return True  # adjacent values: the pattern may span two of them
-    if pattern.isdigit() and any(t != "str" for t in types):
-        return True
-    return has_value(pattern)
 
 
 def info(archive: Path) -> dict[str, Any]:

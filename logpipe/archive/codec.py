@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -44,7 +44,7 @@ __all__ = [
     "EncodedSegment",
     "decode_segment",
     "encode_segment",
-    "render_templates",
+    "grep_segment",
     "split_lines",
 ]
 
@@ -494,6 +494,35 @@ class _SegmentView:
         start = self.str_start[t - 1]
         return self.strs()[start : start + n_str * int(self.counts[t])]
 
+    def rows_with_value(self, t: int, text: str) -> set[int]:
+        """Rows (0-based, within template ``t``) with a string value containing ``text``."""
+        m = int(self.counts[t])
+        values = self.str_values(t)
+        return {i % m for i, value in enumerate(values) if text in value} if m else set()
+
+    def render_rows(self, t: int, rows: Sequence[int]) -> list[bytes]:
+        """Only the given rows of template ``t``, rendered in Python."""
+        entry = self.templates[t - 1]
+        m = int(self.counts[t])
+        int_pos = self.int_start[t - 1]
+        str_pos = self.str_start[t - 1]
+        columns: list[list[str]] = []
+        for kind in entry["types"]:
+            if kind == "str":
+                column = self.strs()[str_pos : str_pos + m]
+                columns.append([column[r] for r in rows])
+                str_pos += m
+            else:
+                numbers = np.cumsum(self.ints()[int_pos : int_pos + m])
+                int_pos += m
+                width = int(kind[3:]) if kind.startswith("pad") else 0
+                columns.append([str(int(numbers[r])).rjust(width, "0") for r in rows])
+        pieces = entry["pieces"]
+        return [
+            _render(pieces, [column[i] for column in columns]).encode("utf-8")
+            for i in range(len(rows))
+        ]
+
     def render(self, t: int) -> pa.Array:
         """The lines of template ``t`` (1-based), in segment order, as binary."""
         entry = self.templates[t - 1]
@@ -570,29 +599,54 @@ def decode_segment(header: dict[str, Any], streams: dict[str, bytes]) -> bytes:
     return body + b"\n" if view.ends_with_newline else body
 
 
-def render_templates(
-    header: dict[str, Any],
-    streams: dict[str, bytes],
-    wanted: Callable[[list[str], list[str], Callable[[str], bool]], bool],
-    raw_needle: bytes | None = None,
-) -> tuple[pa.Array, pa.Array]:
-    """Lines (and their 0-based numbers) of only the templates ``wanted`` accepts.
+def grep_segment(
+    header: dict[str, Any], streams: dict[str, bytes], pattern: str
+) -> list[tuple[int, bytes]]:
+    """The (0-based line number, line) pairs of a segment that contain ``pattern``.
 
-    ``wanted(pieces, types, has_value)`` decides per template; ``has_value(text)`` tells
-    whether any string value of the template contains ``text``. Verbatim lines are included
-    when ``raw_needle`` is None or occurs in them.
+    Only what can match is turned back into text: a template whose literal pieces overlap
+    the pattern (or whose values are adjacent, or whose integer columns could hold an
+    all-digit pattern) is rendered whole; otherwise only the lines whose string values
+    contain the pattern are rendered, one by one. Verbatim lines are searched as bytes.
     """
     view = _SegmentView(header, streams)
-    chosen: list[int] = []
-    if int(view.counts[0]) and (raw_needle is None or raw_needle in streams["raw"]):
-        chosen.append(0)
+    needle = pattern.encode("utf-8")
+    found: list[tuple[int, bytes]] = []
+    if int(view.counts[0]) and needle in streams["raw"]:
+        raw_numbers = np.flatnonzero(view.line_tpl == 0).tolist()
+        for number, line in zip(raw_numbers, view.raw_lines().to_pylist(), strict=True):
+            if needle in line:
+                found.append((number, line))
     for t, entry in enumerate(view.templates, start=1):
-        if not view.counts[t]:
+        m = int(view.counts[t])
+        if not m:
             continue
+        where = np.flatnonzero(view.line_tpl == t)
+        if _literal_may_match(pattern, entry["pieces"], entry["types"]):
+            lines = view.render(t)
+            hit = pc.match_substring(lines, pattern=pattern)
+            numbers = where[hit.to_numpy(zero_copy_only=False)].tolist()
+            found.extend(zip(numbers, lines.filter(hit).to_pylist(), strict=True))
+            continue
+        rows = sorted(view.rows_with_value(t, pattern))
+        if rows:
+            for row, line in zip(rows, view.render_rows(t, rows), strict=True):
+                if needle in line:
+                    found.append((int(where[row]), line))
+    found.sort()
+    return found
 
-        def has_value(text: str, t: int = t) -> bool:
-            return any(text in value for value in view.str_values(t))
 
-        if wanted(entry["pieces"], entry["types"], has_value):
-            chosen.append(t)
-    return view.assemble(chosen)
+def _literal_may_match(pattern: str, pieces: Sequence[str], types: Sequence[str]) -> bool:
+    """Whether the pattern could cross or lie in a template's literal text (never misses)."""
+    for piece in pieces:
+        if not piece:
+            continue
+        if pattern in piece or piece in pattern:
+            return True
+        for k in range(1, min(len(piece), len(pattern))):
+            if piece.endswith(pattern[:k]) or piece.startswith(pattern[-k:]):
+                return True
+    if any(not p for p in pieces[1:-1]):
+        return True  # adjacent values: the pattern may span two of them
+    return pattern.isdigit() and any(t != "str" for t in types)

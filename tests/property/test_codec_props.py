@@ -33,3 +33,21 @@ def test_numbers_round_trip_through_integer_columns(numbers: list[int], width: i
     lines, ends_with_newline = split_lines(data)
     segment = encode_segment(lines, ends_with_newline, TemplateMiner())
     assert decode_segment(segment.header, segment.streams) == data
+
+
+@given(
+    st.lists(_PIECES, max_size=60),
+    st.sampled_from(["user", "blk_-123", "<*>", "4", "00", " ", "=", "10.0", "\r", "é"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_grep_finds_exactly_the_lines_that_contain_the_pattern(
+    pieces: list[bytes], pattern: str
+) -> None:
+    from logpipe.archive.codec import grep_segment
+
+    data = b"".join(pieces)
+    lines, ends_with_newline = split_lines(data)
+    segment = encode_segment(lines, ends_with_newline, TemplateMiner())
+    got = grep_segment(segment.header, segment.streams, pattern)
+    needle = pattern.encode()
+    assert got == [(i, line) for i, line in enumerate(lines) if needle in line]
