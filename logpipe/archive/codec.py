@@ -68,53 +68,7 @@ def split_lines(chunk: bytes) -> tuple[list[bytes], bool]:
     return lines, ends_with_newline
 
 
-_WS_CLASS = f"[{RE2_WHITESPACE}]"
 _NON_WS = f"[^{RE2_WHITESPACE}]"
-
-
-@lru_cache(maxsize=16384)
-def _template_pattern(template: str) -> tuple[str, tuple[tuple[str, int | str], ...]]:
-    """An RE2 pattern that splits a line of ``template`` exactly, and how to rebuild it.
-
-    Groups ``w<i>`` capture the line's own whitespace (before, between and after tokens) and
-    groups ``v<j>`` the values (never whitespace: a value lives inside one token). The
-    layout lists, in line order, literal text (``("lit", text)``), whitespace groups
-    (``("ws", i)``) and values (``("var", j)``).
-    """
-    tokens = template.split()
-    if not tokens:  # a blank line: one whitespace run, nothing else
-        return f"(?s)^(?P<w0>{_WS_CLASS}*)$", (("ws", 0),)
-    layout: list[tuple[str, int | str]] = [("ws", 0)]
-    parts = [f"^(?P<w0>{_WS_CLASS}*)"]
-    var = 0
-    for i, token in enumerate(tokens):
-        if i:
-            layout.append(("ws", i))
-            parts.append(f"(?P<w{i}>{_WS_CLASS}+)")
-        for k, literal in enumerate(token.split(VAR)):
-            if k:
-                layout.append(("var", var))
-                parts.append(f"(?P<v{var}>{_NON_WS}*?)")
-                var += 1
-            if literal:
-                layout.append(("lit", literal))
-                parts.append(re.escape(literal))
-    layout.append(("ws", len(tokens)))
-    parts.append(f"(?P<w{len(tokens)}>{_WS_CLASS}*)$")
-    return "(?s)" + "".join(parts), tuple(layout)
-
-
-def _pieces(layout: Sequence[tuple[str, int | str]], spaces: Sequence[str]) -> list[str]:
-    """Literal pieces around the values, given the line's whitespace captures."""
-    pieces = [""]
-    for kind, item in layout:
-        if kind == "var":
-            pieces.append("")
-        elif kind == "lit":
-            pieces[-1] += str(item)
-        else:
-            pieces[-1] += spaces[int(item)]
-    return pieces
 
 
 _SMALL_GROUP = 16
@@ -235,51 +189,31 @@ def _add_many(
         slot.extend(column.to_pylist())
 
 
-@lru_cache(maxsize=16384)
-def _simple_pattern(template: str) -> tuple[str, tuple[tuple[str, int | str], ...]]:
-    """Like :func:`_template_pattern` for lines spaced exactly like the template itself.
-
-    Tokens are separated by one space and there is no leading or trailing whitespace, so
-    only the values are captured (groups ``v<j>``, named by position).
-    """
-    _, layout = _template_pattern(template)
-    parts = ["^"]
-    simple: list[tuple[str, int | str]] = []
-    for kind, item in layout:
-        if kind == "ws":
-            index = int(item)
-            last = index == len(template.split()) or not template.split()
-            if index and not last:
-                parts.append(" ")
-                simple.append(("lit", " "))
-        elif kind == "lit":
-            parts.append(re.escape(str(item)))
-            simple.append((kind, item))
-        else:
-            parts.append(f"(?P<v{item}>{_NON_WS}*?)")
-            simple.append((kind, item))
-    parts.append("$")
-    return "(?s)" + "".join(parts), tuple(simple)
-
-
 def _split_by_template(
     templates: pa.Array, content: pa.Array, line_no: np.ndarray, found_: _Templates
 ) -> None:
-    """Split every line into pieces and values, one RE2 pass per template (vectorised).
+    """Split every line into pieces and values, vectorised.
 
-    Lines a template does not fit exactly stay verbatim. Small groups go line by line in
-    Python, where a dozen kernel calls would cost more than the lines themselves.
+    Lines are grouped by template *and* by their whitespace layout (one pass that keeps
+    only the whitespace runs), so each group is matched by one RE2 pattern that captures
+    only the values; its pieces are known from the layout. Small groups go line by line in
+    Python, where the kernels' fixed costs would dominate. Lines that fit no pattern exactly
+    stay verbatim.
     """
-    encoded = pc.dictionary_encode(templates)
-    texts = encoded.dictionary.to_pylist()
-    which = encoded.indices.to_numpy(zero_copy_only=False)
-    order = np.argsort(which, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, which[order][1:] != which[order][:-1], True])
+    tpl = pc.dictionary_encode(templates)
+    texts = tpl.dictionary.to_pylist()
+    layout = pc.dictionary_encode(pc.replace_substring_regex(content, f"{_NON_WS}+", "\x01"))
+    shapes = layout.dictionary.to_pylist()
+    key = tpl.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(shapes) + (
+        layout.indices.to_numpy(zero_copy_only=False)
+    )
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         members = order[a:b]
-        template = texts[int(which[members[0]])]
+        group_key = int(key[members[0]])
+        template = texts[group_key // len(shapes)]
         if b - a <= _SMALL_GROUP:
-            # a few lines: Python beats the fixed cost of a dozen kernel calls
             for m in members.tolist():
                 text = content[m].as_py()
                 split = _decompose(template, text)
@@ -287,50 +221,53 @@ def _split_by_template(
                     continue
                 found_.add(split[0], split[1], int(line_no[m]))
             continue
-        sub = content.take(from_numpy(members))
-        # Most lines are spaced the template's way (single spaces, no padding): match those
-        # with a pattern that captures only the values, which RE2 runs much faster.
-        simple, simple_layout = _simple_pattern(template)
-        rest = members
-        try:
-            found = pc.extract_regex(sub, pattern=simple)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        compiled = _layout_pattern(template, shapes[group_key % len(shapes)])
+        if compiled is None:
             continue
-        ok = pc.is_valid(found)
-        if pc.any(ok).as_py():
-            n_var = found.type.num_fields
-            kept = members[ok.to_numpy(zero_copy_only=False)]
-            pieces = tuple(_pieces(simple_layout, []))
-            _add_many(
-                found_, pieces, line_no[kept], [found.field(j).filter(ok) for j in range(n_var)]
-            )
-            rest = members[~ok.to_numpy(zero_copy_only=False)]
-            if not len(rest):
-                continue
-            sub = content.take(from_numpy(rest))
-        pattern, layout = _template_pattern(template)
+        pattern, pieces, n_var = compiled
+        sub = content.take(from_numpy(members))
         try:
             found = pc.extract_regex(sub, pattern=pattern)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
         ok = pc.is_valid(found)
-        n_ws = sum(1 for kind, _ in layout if kind == "ws")
-        n_var = sum(1 for kind, _ in layout if kind == "var")
-        spaces = [found.field(f"w{i}") for i in range(n_ws)]
-        values = [found.field(f"v{j}") for j in range(n_var)]
-        joined = pc.binary_join_element_wise(*spaces, "\x00") if n_ws > 1 else spaces[0]
-        signature = joined.filter(ok)
-        kept = rest[ok.to_numpy(zero_copy_only=False)]
-        sig = pc.dictionary_encode(signature)
-        sig_texts = sig.dictionary.to_pylist()
-        sig_idx = sig.indices.to_numpy(zero_copy_only=False)
-        value_arrays = [v.filter(ok) for v in values]
-        for s, sig_text in enumerate(sig_texts):
-            take = np.flatnonzero(sig_idx == s)
-            pieces = tuple(_pieces(layout, sig_text.split("\x00")))
-            chosen = from_numpy(take)
-            _add_many(found_, pieces, line_no[kept[take]], [v.take(chosen) for v in value_arrays])
+        kept = members[ok.to_numpy(zero_copy_only=False)]
+        if len(kept):
+            columns = [found.field(j).filter(ok) for j in range(n_var)]
+            _add_many(found_, pieces, line_no[kept], columns)
     found_.sort_lines()
+
+
+@lru_cache(maxsize=16384)
+def _layout_pattern(template: str, shape: str) -> tuple[str, tuple[str, ...], int] | None:
+    """Pattern, pieces and value count for lines of ``template`` spaced like ``shape``.
+
+    ``shape`` is the line with every non-whitespace run replaced by ``\x01``: the runs of
+    whitespace around and between its tokens.
+    """
+    spaces = shape.split("\x01")
+    tokens = template.split()
+    if len(spaces) != len(tokens) + 1:
+        return None
+    if not tokens:
+        return "(?s)^" + re.escape(shape) + "$", (shape,), 0
+    parts = ["(?s)^", re.escape(spaces[0])]
+    pieces = [spaces[0]]
+    n_var = 0
+    for i, token in enumerate(tokens):
+        if i:
+            parts.append(re.escape(spaces[i]))
+            pieces[-1] += spaces[i]
+        for k, literal in enumerate(token.split(VAR)):
+            if k:
+                parts.append(f"(?P<v{n_var}>{_NON_WS}*?)")
+                pieces.append("")
+                n_var += 1
+            parts.append(re.escape(literal))
+            pieces[-1] += literal
+    parts.append(re.escape(spaces[-1]) + "$")
+    pieces[-1] += spaces[-1]
+    return "".join(parts), tuple(pieces), n_var
 
 
 _INT_COLUMN = re.compile(r"(?:(?:0|[1-9][0-9]{0,17})\n)+")
