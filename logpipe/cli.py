@@ -10,22 +10,46 @@ only by the commands that need them.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from logpipe import __version__
-from logpipe.commands import archive as archive_cmd
-from logpipe.commands import evaluate as evaluate_cmd
-from logpipe.commands import parse as parse_cmd
 from logpipe.errors import LogpipeError
 
 __all__ = ["app", "main", "run"]
 
 
+# Which module registers each command: a command's module (and what it imports, such as
+# pyarrow) is loaded only when that command runs or the help lists it.
+_COMMANDS = {
+    "parse": "logpipe.commands.parse",
+    "eval": "logpipe.commands.evaluate",
+    "compress": "logpipe.commands.archive",
+    "decompress": "logpipe.commands.archive",
+    "cat": "logpipe.commands.archive",
+    "grep": "logpipe.commands.archive",
+    "archive": "logpipe.commands.archive",
+}
+
+
+class _LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            importlib.import_module(_COMMANDS[cmd_name]).register(self)
+        return self.commands.get(cmd_name)
+
+
 @click.group(
     name="logpipe",
+    cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, "--version", prog_name="logpipe", message="%(prog)s %(version)s")
@@ -34,11 +58,6 @@ def app() -> None:
 
     Log analytics pipeline: template mining, archives, LogQL, anomaly detection.
     """
-
-
-parse_cmd.register(app)
-evaluate_cmd.register(app)
-archive_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
