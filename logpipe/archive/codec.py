@@ -38,6 +38,7 @@ from logpipe.archive.varint import decode_varints, encode_varints, zigzag_decode
 from logpipe.arrowutil import from_numpy
 from logpipe.parsing import TemplateMiner
 from logpipe.parsing.masking import RE2_WHITESPACE, VAR
+from logpipe.parsing.params import render_exact, split_exact
 
 __all__ = [
     "SEGMENT_FORMAT",
@@ -107,77 +108,6 @@ class _Templates:
                 self.cols[t] = [[slot[i] for i in perm] for slot in self.cols[t]]
 
 
-_WS_SPLIT = re.compile(r"(\s+)")
-
-
-@lru_cache(maxsize=16384)
-def _token_plan(template: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(tok.split(VAR)) for tok in template.split())
-
-
-def _decompose(template: str, line: str) -> tuple[tuple[str, ...], list[str]] | None:
-    """Pieces (with the line's own whitespace) and values of one line, or None.
-
-    The per-line twin of the vectorised split: tokens are aligned one to one and each value
-    is the shortest text before the next literal of its token.
-    """
-    parts = _WS_SPLIT.split(line)
-    toks = parts[0::2]
-    seps = parts[1::2]
-    lead = trail = ""
-    if toks and toks[0] == "" and seps:
-        lead = seps[0]
-        toks = toks[1:]
-        seps = seps[1:]
-    if toks and toks[-1] == "" and seps:
-        trail = seps[-1]
-        toks = toks[:-1]
-        seps = seps[:-1]
-    if not toks or toks == [""]:
-        return (line,), []
-    plan = _token_plan(template)
-    if len(plan) != len(toks):
-        return None
-    pieces = [lead]
-    values: list[str] = []
-    last = len(toks) - 1
-    for i, (literal, tok) in enumerate(zip(plan, toks, strict=True)):
-        if len(literal) == 1:
-            if literal[0] != tok:
-                return None
-            pieces[-1] += tok
-        else:
-            head, tail = literal[0], literal[-1]
-            if len(tok) < len(head) + len(tail) or not (
-                tok.startswith(head) and tok.endswith(tail)
-            ):
-                return None
-            middle = tok[len(head) : len(tok) - len(tail)]
-            pieces[-1] += head
-            pos = 0
-            for lit in literal[1:-1]:
-                found = middle.find(lit, pos)
-                if found < 0:
-                    return None
-                values.append(middle[pos:found])
-                pieces.append(lit)
-                pos = found + len(lit)
-            values.append(middle[pos:])
-            pieces.append(tail)
-        if i < last:
-            pieces[-1] += seps[i]
-    pieces[-1] += trail
-    return tuple(pieces), values
-
-
-def _render(pieces: Sequence[str], values: Sequence[str]) -> str:
-    out = [pieces[0]]
-    for value, piece in zip(values, pieces[1:], strict=True):
-        out.append(value)
-        out.append(piece)
-    return "".join(out)
-
-
 def _add_many(
     found_: _Templates, pieces: tuple[str, ...], lines: np.ndarray, values: list[pa.Array]
 ) -> None:
@@ -216,8 +146,8 @@ def _split_by_template(
         if b - a <= _SMALL_GROUP:
             for m in members.tolist():
                 text = content[m].as_py()
-                split = _decompose(template, text)
-                if split is None or _render(*split) != text:
+                split = split_exact(template, text)
+                if split is None or render_exact(*split) != text:
                     continue
                 found_.add(split[0], split[1], int(line_no[m]))
             continue
@@ -456,7 +386,7 @@ class _SegmentView:
                 columns.append([str(int(numbers[r])).rjust(width, "0") for r in rows])
         pieces = entry["pieces"]
         return [
-            _render(pieces, [column[i] for column in columns]).encode("utf-8")
+            render_exact(pieces, [column[i] for column in columns]).encode("utf-8")
             for i in range(len(rows))
         ]
 
@@ -505,7 +435,8 @@ class _SegmentView:
                 columns.append([str(v).rjust(width, "0") for v in numbers])
         pieces = entry["pieces"]
         return [
-            _render(pieces, [column[i] for column in columns]).encode("utf-8") for i in range(m)
+            render_exact(pieces, [column[i] for column in columns]).encode("utf-8")
+            for i in range(m)
         ]
 
     def raw_lines(self) -> pa.Array:

@@ -9,7 +9,7 @@ match is anchored at both ends; compiled patterns are cached per template.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -19,7 +19,13 @@ import pyarrow.compute as pc
 from logpipe.arrowutil import from_numpy
 from logpipe.parsing.masking import RE2_WHITESPACE, VAR
 
-__all__ = ["extract_params", "extract_params_batch", "template_regex"]
+__all__ = [
+    "extract_params",
+    "extract_params_batch",
+    "render_exact",
+    "split_exact",
+    "template_regex",
+]
 
 _WS = re.compile(r"\s+")
 
@@ -38,39 +44,88 @@ def _template_tokens(template: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(token.split(VAR)) for token in template.split())
 
 
+_WS_SPLIT = re.compile(r"(\s+)")
+
+
+def _split_with_plan(
+    plan: tuple[tuple[str, ...], ...], line: str
+) -> tuple[tuple[str, ...], list[str]] | None:
+    """Pieces (with the line's own whitespace) and values, when the tokens align; else None.
+
+    Each value is the shortest text before the next literal of its token, which is what
+    the template regex's lazy groups pick when the tokens align. Joining the pieces and the
+    values (:func:`render_exact`) gives ``line`` back exactly.
+    """
+    parts = _WS_SPLIT.split(line)
+    toks = parts[0::2]
+    seps = parts[1::2]
+    lead = trail = ""
+    if toks and toks[0] == "" and seps:
+        lead = seps[0]
+        toks = toks[1:]
+        seps = seps[1:]
+    if toks and toks[-1] == "" and seps:
+        trail = seps[-1]
+        toks = toks[:-1]
+        seps = seps[:-1]
+    if not toks or toks == [""]:
+        return ((line,), []) if not plan else None
+    if len(plan) != len(toks):
+        return None
+    pieces = [lead]
+    values: list[str] = []
+    last = len(toks) - 1
+    for i, (literal, tok) in enumerate(zip(plan, toks, strict=True)):
+        if len(literal) == 1:
+            if literal[0] != tok:
+                return None
+            pieces[-1] += tok
+        else:
+            head, tail = literal[0], literal[-1]
+            if len(tok) < len(head) + len(tail) or not (
+                tok.startswith(head) and tok.endswith(tail)
+            ):
+                return None
+            middle = tok[len(head) : len(tok) - len(tail)]
+            pieces[-1] += head
+            pos = 0
+            for lit in literal[1:-1]:
+                found = middle.find(lit, pos)
+                if found < 0:
+                    return None
+                values.append(middle[pos:found])
+                pieces.append(lit)
+                pos = found + len(lit)
+            values.append(middle[pos:])
+            pieces.append(tail)
+        if i < last:
+            pieces[-1] += seps[i]
+    pieces[-1] += trail
+    return tuple(pieces), values
+
+
+def split_exact(template: str, line: str) -> tuple[tuple[str, ...], list[str]] | None:
+    """``line`` as the literal pieces of ``template`` (its own whitespace kept) and values."""
+    return _split_with_plan(_template_tokens(template), line)
+
+
+def render_exact(pieces: Sequence[str], values: Sequence[str]) -> str:
+    """The inverse of :func:`split_exact`."""
+    out = [pieces[0]]
+    for value, piece in zip(values, pieces[1:], strict=True):
+        out.append(value)
+        out.append(piece)
+    return "".join(out)
+
+
 def _params_by_tokens(template: tuple[tuple[str, ...], ...], content: str) -> list[str] | None:
-    """The values when message and template align token by token, else None.
+    """The values when message and template align token by token, else None (regex decides).
 
     Why: compiling a regex per template costs more than matching a few lines with it, and
-    most messages have exactly the template's tokens. Each variable takes the shortest text
-    before the next literal of its token, which is what the template regex's lazy groups
-    pick when the tokens align; anything else (a value with spaces, a literal that does not
-    fit) returns None and the regex decides.
+    most messages have exactly the template's tokens.
     """
-    tokens = content.split()
-    if len(tokens) != len(template):
-        return None
-    values: list[str] = []
-    for pieces, token in zip(template, tokens, strict=True):
-        if len(pieces) == 1:
-            if pieces[0] != token:
-                return None
-            continue
-        head, tail = pieces[0], pieces[-1]
-        if len(token) < len(head) + len(tail) or not (
-            token.startswith(head) and token.endswith(tail)
-        ):
-            return None
-        middle = token[len(head) : len(token) - len(tail)]
-        pos = 0
-        for literal in pieces[1:-1]:
-            found = middle.find(literal, pos)
-            if found < 0:
-                return None
-            values.append(middle[pos:found])
-            pos = found + len(literal)
-        values.append(middle[pos:])
-    return values
+    split = _split_with_plan(template, content)
+    return None if split is None else split[1]
 
 
 def extract_params(template: str, content: str) -> list[str]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.procs import peak_rss_kib
 
 
 def _generate(path: Path, lines: int) -> None:
@@ -24,21 +22,7 @@ def _generate(path: Path, lines: int) -> None:
 
 
 def _peak_rss_kib(*args: str) -> int:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "logpipe.cli", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    assert proc.returncode == 0, err
-    return int(usage.ru_maxrss)
+    return peak_rss_kib([sys.executable, "-m", "logpipe.cli", *args])
 
 
 @pytest.mark.slow

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.fakes import FORMAT
+from tests.procs import peak_rss_kib
 
 # Few distinct messages, so any miner (even one that keeps every distinct line) stays small:
 # what is measured is the reading, spilling and writing path.
@@ -31,20 +29,10 @@ def _generate(path: Path, lines: int) -> None:
 
 
 def _peak_rss_kib(log: Path, out: Path) -> int:
-    """Run the CLI on ``log`` and return the child's own peak RSS (KiB, via wait4)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    """Run the CLI on ``log`` and return the child's own peak RSS (KiB)."""
     args = [sys.executable, "-m", "tests.fake_cli", "parse", str(log)]
     args += ["--log-format", FORMAT, "--out", str(out), "--no-progress", "--json"]
-    proc = subprocess.Popen(
-        args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    assert proc.returncode == 0, err
-    return int(usage.ru_maxrss)
+    return peak_rss_kib(args)
 
 
 @pytest.mark.slow
