@@ -83,6 +83,14 @@ def read_citation(data_dir: Path) -> str | None:
 # --- running this checkout's CLI ------------------------------------------------------------
 
 
+def bibtex_block(citation: str | None) -> list[str]:
+    """Markdown lines quoting a BibTeX citation (none when the data ships no CITATION)."""
+    if not citation:
+        return []
+    bibtex = "\n".join(line.rstrip() for line in citation.strip().splitlines())
+    return ["", "```bibtex", bibtex, "```"]
+
+
 def env_with_repo() -> dict[str, str]:
     """The subprocess imports this checkout's ``logpipe``, not another installed copy."""
     env = dict(os.environ)

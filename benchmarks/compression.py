@@ -55,6 +55,7 @@ from benchmarks.common import (
     RESULTS_MD,
     CommandResult,
     RunInfo,
+    bibtex_block,
     byte_compile_checkout,
     cli_argv,
     count_lines,
@@ -734,9 +735,7 @@ def render_markdown(info: RunInfo, report: CompressionReport, citation: str | No
         "",
         f"Data: Loghub, {LOGHUB_CITATION}",
     ]
-    if citation:
-        bibtex = "\n".join(line.rstrip() for line in citation.strip().splitlines())
-        parts += ["", "```bibtex", bibtex, "```"]
+    parts += bibtex_block(citation)
     parts.append(SECTION_END)
     return "\n".join(parts) + "\n"
 

@@ -45,6 +45,7 @@ from benchmarks.common import (
     REPO,
     RESULTS_MD,
     RunInfo,
+    bibtex_block,
     byte_compile_checkout,
     cli_argv,
     count_lines,
@@ -591,9 +592,7 @@ def render_markdown(
         f"Data: Loghub, {LOGHUB_CITATION} Metrics and corrected ground truth: Loghub-2.0, "
         f"{LOGHUB2_CITATION}",
     ]
-    if citation:
-        bibtex = "\n".join(line.rstrip() for line in citation.strip().splitlines())
-        parts += ["", "```bibtex", bibtex, "```"]
+    parts += bibtex_block(citation)
     parts.append(SECTION_END)
     return "\n".join(parts) + "\n"
 
