@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from logpipe import __version__
-from logpipe.archive.codec import decode_segment, encode_segment, grep_segment, split_lines
+from logpipe.archive.codec import (
+    EncodedSegment,
+    decode_segment,
+    encode_segment,
+    grep_segment,
+    segment_is_exact,
+    split_lines,
+    verbatim_segment,
+)
 from logpipe.archive.container import ArchiveReader, ArchiveWriter
 from logpipe.errors import UsageError
 from logpipe.io.inputs import expand_inputs, read_chunks
@@ -88,19 +97,22 @@ def compress(
     report = CompressReport(inputs=[s.path for s in sources])
     miner = TemplateMiner()
     sizes: list[int] = []
-    with ArchiveWriter(
-        output,
-        {"format": FORMAT_NAME, "created_by": f"logpipe {__version__}", "segment_format": 1},
-        level=level,
-    ) as writer:
+    with (
+        ArchiveWriter(
+            output,
+            {"format": FORMAT_NAME, "created_by": f"logpipe {__version__}", "segment_format": 1},
+            level=level,
+        ) as writer,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
         for source in sources:
             size = 0
             for segment in _segments_of(read_chunks(source), segment_bytes):
                 lines, ends_with_newline = split_lines(segment)
-                encoded = encode_segment(lines, ends_with_newline, miner)
-                encoded.header["input"] = len(sizes)
-                encoded.header["bytes"] = len(segment)
-                writer.add_segment(encoded.header, encoded.streams)
+                extra = {"input": len(sizes), "bytes": len(segment)}
+                encoded = _encode_checked(
+                    lines, ends_with_newline, miner, writer=writer, pool=pool, extra=extra
+                )
                 size += len(segment)
                 report.lines += encoded.header["lines"]
                 report.verbatim_lines += encoded.header["verbatim"]
@@ -111,6 +123,33 @@ def compress(
             sizes.append(size)
     report.output_bytes = output.stat().st_size
     return report
+
+
+def _encode_checked(
+    lines: list[bytes],
+    ends_with_newline: bool,
+    miner: TemplateMiner,
+    *,
+    writer: ArchiveWriter,
+    pool: ThreadPoolExecutor,
+    extra: dict[str, int],
+) -> EncodedSegment:
+    """Encode and write one segment, checking the round trip while zstd compresses.
+
+    The check (decode and compare) runs on a worker thread while the writer compresses the
+    streams, which releases the GIL. The segment is only written once the check passed; if
+    it ever failed, the segment is stored verbatim instead (never observed, never lossy).
+    """
+    encoded = encode_segment(lines, ends_with_newline, miner, verify=False)
+    encoded.header.update(extra)
+    check = pool.submit(segment_is_exact, encoded, lines, ends_with_newline)
+    staged = writer.prepare_segment(encoded.header, encoded.streams)
+    if not check.result():
+        encoded = verbatim_segment(lines, ends_with_newline)
+        encoded.header.update(extra)
+        staged = writer.prepare_segment(encoded.header, encoded.streams)
+    writer.write_prepared(staged)
+    return encoded
 
 
 def _open_reader(path: Path, salvage: bool = False) -> ArchiveReader:

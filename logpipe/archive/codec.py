@@ -26,6 +26,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,7 +47,9 @@ __all__ = [
     "decode_segment",
     "encode_segment",
     "grep_segment",
+    "segment_is_exact",
     "split_lines",
+    "verbatim_segment",
 ]
 
 SEGMENT_FORMAT = 1
@@ -119,8 +122,17 @@ def _add_many(
         slot.extend(column.to_pylist())
 
 
+def _line_shapes(content: pa.Array) -> pa.Array:
+    """Each line with its non-whitespace runs replaced by ``\x01`` (dictionary-encoded)."""
+    return pc.dictionary_encode(pc.replace_substring_regex(content, f"{_NON_WS}+", "\x01"))
+
+
 def _split_by_template(
-    templates: pa.Array, content: pa.Array, line_no: np.ndarray, found_: _Templates
+    templates: pa.Array,
+    content: pa.Array,
+    line_no: np.ndarray,
+    found_: _Templates,
+    layout: pa.Array,
 ) -> None:
     """Split every line into pieces and values, vectorised.
 
@@ -132,7 +144,6 @@ def _split_by_template(
     """
     tpl = pc.dictionary_encode(templates)
     texts = tpl.dictionary.to_pylist()
-    layout = pc.dictionary_encode(pc.replace_substring_regex(content, f"{_NON_WS}+", "\x01"))
     shapes = layout.dictionary.to_pylist()
     key = tpl.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(shapes) + (
         layout.indices.to_numpy(zero_copy_only=False)
@@ -237,9 +248,13 @@ def _encode_ints(columns: list[list[str]]) -> bytes:
 
 
 def encode_segment(
-    lines: Sequence[bytes], ends_with_newline: bool, miner: TemplateMiner
+    lines: Sequence[bytes], ends_with_newline: bool, miner: TemplateMiner, *, verify: bool = True
 ) -> EncodedSegment:
-    """Encode the raw lines of one segment (the miner keeps learning across segments)."""
+    """Encode the raw lines of one segment (the miner keeps learning across segments).
+
+    With ``verify`` (the default) the segment is decoded and compared with its input before
+    it is returned; a caller that verifies on its own (concurrently) passes False.
+    """
     n = len(lines)
     texts: list[str | None] = []
     for raw in lines:
@@ -251,9 +266,15 @@ def encode_segment(
     content = pa.array([texts[i] for i in valid_idx], pa.string())
     found = _Templates(n)
     if valid_idx:
-        ids = miner.add_batch(content)
-        templates, _ = miner.line_templates(ids, content)
-        _split_by_template(pc.fill_null(templates, ""), content, np.asarray(valid_idx), found)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # the whitespace layout needs no template: compute it while the miner works
+            shapes = pool.submit(_line_shapes, content)
+            ids = miner.add_batch(content)
+            templates, _ = miner.line_templates(ids, content)
+            layout = shapes.result()
+        _split_by_template(
+            pc.fill_null(templates, ""), content, np.asarray(valid_idx), found, layout
+        )
     int_columns: list[list[str]] = []
     strs: list[str] = []
     dictionary = []
@@ -284,18 +305,23 @@ def encode_segment(
         "ends_with_newline": ends_with_newline,
     }
     segment = EncodedSegment(header, streams)
-    if (
-        decode_segment(header, streams)
-        != b"".join(line + b"\n" for line in lines)[
-            : None if ends_with_newline or not lines else -1
-        ]
-    ):
+    if verify and not segment_is_exact(segment, lines, ends_with_newline):
         # never expected; if it ever happens the segment is stored verbatim, not lost
-        return _verbatim_segment(lines, ends_with_newline)
+        return verbatim_segment(lines, ends_with_newline)
     return segment
 
 
-def _verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> EncodedSegment:
+def segment_is_exact(
+    segment: EncodedSegment, lines: Sequence[bytes], ends_with_newline: bool
+) -> bool:
+    """Whether ``segment`` decodes to exactly the lines it was made from."""
+    original = b"".join(line + b"\n" for line in lines)
+    if lines and not ends_with_newline:
+        original = original[:-1]
+    return decode_segment(segment.header, segment.streams) == original
+
+
+def verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> EncodedSegment:
     streams = {
         "dict": b'{"templates": []}',
         "lines": encode_varints(np.zeros(len(lines), dtype=np.uint64)),

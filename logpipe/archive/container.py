@@ -223,6 +223,15 @@ class ArchiveWriter:
         All encoding happens before the first byte is written, so a bad argument (a header
         that is not JSON, a stream that is not bytes) raises without damaging the archive.
         """
+        self.write_prepared(self.prepare_segment(header, streams))
+
+    def prepare_segment(
+        self, header: Mapping[str, Any], streams: Mapping[str, bytes]
+    ) -> tuple[bytes, list[bytes]]:
+        """Compress and checksum a segment without writing it (see :meth:`write_prepared`).
+
+        Separate so a caller can decide, after compression, whether to write it at all.
+        """
         if self._state != "open":
             raise ValueError(f"archive writer for {self.path} is {self._state}")
         table: list[dict[str, Any]] = []
@@ -263,8 +272,16 @@ class ArchiveWriter:
         )
         if len(head_json) > MAX_JSON_BYTES:
             raise TypeError(f"segment header with its stream table exceeds {MAX_JSON_BYTES} bytes")
+        return head_json, payloads
+
+    def write_prepared(self, prepared: tuple[bytes, list[bytes]]) -> None:
+        """Append a segment made by :meth:`prepare_segment`."""
+        if self._state != "open":
+            raise ValueError(f"archive writer for {self.path} is {self._state}")
+        head_json, payloads = prepared
         index = len(self._offsets)
-        fixed = _SEG_HEAD.pack(SEG_MAGIC, self._archive_id, index, len(head_json), offset, 0)
+        total = sum(len(p) for p in payloads)
+        fixed = _SEG_HEAD.pack(SEG_MAGIC, self._archive_id, index, len(head_json), total, 0)
         crc = zlib.crc32(head_json, zlib.crc32(fixed[16:32]))
         self._offsets.append(self._pos())
         self._write(fixed[:32] + struct.pack("<I", crc) + head_json)

@@ -130,3 +130,18 @@ def test_every_shared_file_round_trips(shared_data: Path, tmp_path: Path) -> Non
         assert back.read_bytes() == path.read_bytes(), path
         archive.unlink()
         back.unlink()
+
+
+def test_a_failed_round_trip_check_stores_the_segment_verbatim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logpipe.archive import api
+
+    monkeypatch.setattr(api, "segment_is_exact", lambda *args: False)
+    archive = tmp_path / "v.lpz"
+    report = api.compress([str(SAMPLE)], archive)
+    assert report.verbatim_lines == report.lines > 0
+    back = tmp_path / "v.log"
+    with back.open("wb") as out:
+        api.decompress(archive, out)
+    assert back.read_bytes() == SAMPLE.read_bytes()
