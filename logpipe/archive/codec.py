@@ -73,9 +73,7 @@ def split_lines(chunk: bytes) -> tuple[list[bytes], bool]:
 
 
 _NON_WS = f"[^{RE2_WHITESPACE}]"
-
-
-_SMALL_GROUP = 16
+_SMALL_GROUP = 16  # template groups up to this size are split in Python, not with kernels
 
 
 class _Templates:
@@ -102,6 +100,14 @@ class _Templates:
         for slot, value in zip(self.cols[t - 1], values, strict=True):
             slot.append(value)
 
+    def add_many(self, pieces: tuple[str, ...], lines: np.ndarray, values: list[pa.Array]) -> None:
+        """Record many lines of one archive template at once (values as Arrow columns)."""
+        t = self.slot_of(pieces)
+        self.line_tpl[lines] = t
+        self.rows[t - 1].extend(lines.tolist())
+        for slot, column in zip(self.cols[t - 1], values, strict=True):
+            slot.extend(column.to_pylist())
+
     def sort_lines(self) -> None:
         """A template's values must be in line order (template groups may share pieces)."""
         for t, lines_of in enumerate(self.rows):
@@ -109,17 +115,6 @@ class _Templates:
                 perm = sorted(range(len(lines_of)), key=lines_of.__getitem__)
                 self.rows[t] = [lines_of[i] for i in perm]
                 self.cols[t] = [[slot[i] for i in perm] for slot in self.cols[t]]
-
-
-def _add_many(
-    found_: _Templates, pieces: tuple[str, ...], lines: np.ndarray, values: list[pa.Array]
-) -> None:
-    """Record many lines of one archive template at once."""
-    t = found_.slot_of(pieces)
-    found_.line_tpl[lines] = t
-    found_.rows[t - 1].extend(lines.tolist())
-    for slot, column in zip(found_.cols[t - 1], values, strict=True):
-        slot.extend(column.to_pylist())
 
 
 def _line_shapes(content: pa.Array) -> pa.Array:
@@ -175,7 +170,7 @@ def _split_by_template(
         kept = members[ok.to_numpy(zero_copy_only=False)]
         if len(kept):
             columns = [found.field(j).filter(ok) for j in range(n_var)]
-            _add_many(found_, pieces, line_no[kept], columns)
+            found_.add_many(pieces, line_no[kept], columns)
     found_.sort_lines()
 
 
