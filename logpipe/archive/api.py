@@ -88,39 +88,41 @@ def compress(
 ) -> CompressReport:
     """Compress ``inputs`` (files, directories, globs, ``-``) into one archive at ``output``.
 
-    The inputs are stored as one byte stream in the given order; ``meta`` records each
-    input's name and size so the boundaries are known.
+    The inputs are stored as one byte stream in the given order; ``meta["inputs"]`` lists
+    them, and each segment's header says which input its bytes came from.
     """
     if segment_bytes < 1:
         raise UsageError("--segment-bytes must be positive")
     sources = expand_inputs(inputs)
     report = CompressReport(inputs=[s.path for s in sources])
     miner = TemplateMiner()
-    sizes: list[int] = []
     with (
         ArchiveWriter(
             output,
-            {"format": FORMAT_NAME, "created_by": f"logpipe {__version__}", "segment_format": 1},
+            {
+                "format": FORMAT_NAME,
+                "created_by": f"logpipe {__version__}",
+                "segment_format": 1,
+                # segment header "input" indexes this list; segments never span two inputs
+                "inputs": [s.path for s in sources],
+            },
             level=level,
         ) as writer,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
-        for source in sources:
-            size = 0
+        for input_index, source in enumerate(sources):
             for segment in _segments_of(read_chunks(source), segment_bytes):
                 lines, ends_with_newline = split_lines(segment)
-                extra = {"input": len(sizes), "bytes": len(segment)}
+                extra = {"input": input_index, "bytes": len(segment)}
                 encoded = _encode_checked(
                     lines, ends_with_newline, miner, writer=writer, pool=pool, extra=extra
                 )
-                size += len(segment)
                 report.lines += encoded.header["lines"]
                 report.verbatim_lines += encoded.header["verbatim"]
                 report.segments += 1
                 report.input_bytes += len(segment)
                 if progress is not None:
                     progress(report.input_bytes)
-            sizes.append(size)
     report.output_bytes = output.stat().st_size
     return report
 
