@@ -38,7 +38,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from logpipe.arrowutil import from_numpy
 
 __all__ = [
     "PARSED_FIELDS",
@@ -78,38 +82,34 @@ class ErrorReason:
 
 
 def raw_batch(
-    lines: Sequence[bytes],
+    lines: Sequence[bytes] | pa.Array,
     *,
     source: str = "-",
-    offsets: Sequence[int] | None = None,
+    offsets: Sequence[int] | np.ndarray | None = None,
     first_lineno: int = 1,
     labels: str = "{}",
     partition: int = 0,
 ) -> pa.RecordBatch:
-    """Build a raw LogBatch from undecoded lines (terminators already stripped)."""
-    n = len(lines)
+    """Build a raw LogBatch from undecoded lines (terminators already stripped).
+
+    ``lines`` may be a ready ``binary`` array (the readers' fast path: no per-line Python
+    objects); ``offsets`` default to the lines laid end to end with one-byte terminators.
+    """
+    line_array = lines if isinstance(lines, pa.Array) else pa.array(lines, pa.binary())
+    n = len(line_array)
     if offsets is None:
-        offsets_list: list[int] = []
-        pos = 0
-        for raw in lines:
-            offsets_list.append(pos)
-            pos += len(raw) + 1
-        offsets = offsets_list
-    dict_one = pa.DictionaryArray.from_arrays(
-        pa.array([0] * n, pa.int32()), pa.array([labels], pa.string())
-    )
-    src = pa.DictionaryArray.from_arrays(
-        pa.array([0] * n, pa.int32()), pa.array([source], pa.string())
-    )
+        sizes = pc.add(pc.binary_length(line_array), 1).to_numpy(zero_copy_only=False)
+        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    zeros = from_numpy(np.zeros(n, dtype=np.int32))
     return pa.RecordBatch.from_arrays(
         [
             pa.nulls(n, pa.timestamp("ns", tz="UTC")),
-            dict_one,
-            pa.array(lines, pa.binary()),
-            src,
-            pa.array([partition] * n, pa.int32()),
-            pa.array(offsets, pa.int64()),
-            pa.array(range(first_lineno, first_lineno + n), pa.int64()),
+            pa.DictionaryArray.from_arrays(zeros, pa.array([labels], pa.string())),
+            line_array,
+            pa.DictionaryArray.from_arrays(zeros, pa.array([source], pa.string())),
+            from_numpy(np.full(n, partition, dtype=np.int32)),
+            from_numpy(np.asarray(offsets, dtype=np.int64)),
+            from_numpy(np.arange(first_lineno, first_lineno + n, dtype=np.int64)),
         ],
         schema=RAW_SCHEMA,
     )

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -34,7 +34,7 @@ import zstandard
 
 from logpipe.arrowutil import from_numpy
 from logpipe.errors import InputError
-from logpipe.records import RAW_SCHEMA
+from logpipe.records import raw_batch
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",
@@ -501,7 +501,12 @@ def read_batches(
             for start in range(0, n, batch_lines):
                 stop = min(start + batch_lines, n)
                 lines = part.lines.slice(start, stop - start)
-                batch = _raw_batch(lines, part.offsets[start:stop], next_lineno, display)
+                batch = raw_batch(
+                    lines,
+                    source=display,
+                    offsets=part.offsets[start:stop],
+                    first_lineno=next_lineno,
+                )
                 truncated = None
                 if part.truncated is not None and part.truncated[start:stop].any():
                     truncated = from_numpy(part.truncated[start:stop])
@@ -512,21 +517,3 @@ def read_batches(
     finally:
         if not source.is_stdin:
             raw.close()
-
-
-def _raw_batch(lines: pa.Array, offsets: np.ndarray, first_lineno: int, source: str) -> Any:
-    """Build a RAW_SCHEMA batch from ready arrays (no per-line Python objects)."""
-    n = len(lines)
-    zeros = from_numpy(np.zeros(n, dtype=np.int32))
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.nulls(n, pa.timestamp("ns", tz="UTC")),
-            pa.DictionaryArray.from_arrays(zeros, pa.array(["{}"], pa.string())),
-            lines,
-            pa.DictionaryArray.from_arrays(zeros, pa.array([source], pa.string())),
-            zeros,
-            from_numpy(np.asarray(offsets), pa.int64()),
-            from_numpy(np.arange(first_lineno, first_lineno + n, dtype=np.int64)),
-        ],
-        schema=RAW_SCHEMA,
-    )

@@ -27,7 +27,7 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["RE2_WHITESPACE", "VAR", "mask_content", "mask_token", "premask", "split_tokens"]
+__all__ = ["RE2_WHITESPACE", "VAR", "mask_content", "mask_token", "premask"]
 
 VAR = "<*>"
 
@@ -163,11 +163,6 @@ def mask_token(token: str) -> str:
     for i in range(0, len(parts), 2):
         parts[i] = _mask_word(parts[i])
     return "".join(parts)
-
-
-def split_tokens(content: str) -> list[str]:
-    """Whitespace tokens of a message (runs of whitespace count as one separator)."""
-    return content.split()
 
 
 _HTTP_VERSION = re.compile(r"HTTP/\d(?:\.\d)?([^\w*<>]*)")

@@ -8,3 +8,15 @@ def test_raw_batch_keeps_bytes_and_offsets() -> None:
     assert batch.column("offset").to_pylist() == [0, 3, 4]
     assert batch.column("lineno").to_pylist() == [1, 2, 3]
     assert batch.column("source").to_pylist() == ["x.log"] * 3
+
+
+def test_raw_batch_from_a_ready_binary_array() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    lines = pa.array([b"x", b"yy"], pa.binary())
+    batch = raw_batch(lines, source="-", offsets=np.array([10, 12]), first_lineno=5)
+    assert batch.column("line").to_pylist() == [b"x", b"yy"]
+    assert batch.column("offset").to_pylist() == [10, 12]
+    assert batch.column("lineno").to_pylist() == [5, 6]
+    assert batch.column("partition").to_pylist() == [0, 0]
