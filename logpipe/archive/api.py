@@ -1,33 +1,30 @@
 """Archive operations: compress, decompress, cat, grep and info over the container.
 
-I/O lives here; the byte layout is :mod:`logpipe.archive.container` and the encoding of
-one segment is :mod:`logpipe.archive.codec`. Everything streams segment by segment, so
-memory is bounded by the segment size, not by the input.
+I/O lives here; the byte layout is :mod:`logpipe.archive.container`, the encoding of one
+segment is :mod:`logpipe.archive.codec` and its decoding :mod:`logpipe.archive.segment`.
+Everything streams segment by segment, so memory is bounded by the segment size, not by the
+input. Only ``compress`` needs the parser (numpy, pyarrow): it imports them when called, so
+the read commands start in a fraction of the time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from logpipe import __version__
-from logpipe.archive.codec import (
-    EncodedSegment,
-    decode_segment,
-    encode_segment,
-    grep_segment,
-    segment_is_exact,
-    split_lines,
-    verbatim_segment,
-)
-from logpipe.archive.container import ArchiveReader, ArchiveWriter
+from logpipe.archive.container import ArchiveError, ArchiveReader, ArchiveWriter, SegmentInfo
+from logpipe.archive.segment import SEGMENT_FORMAT, SegmentError, decode_segment, grep_segment
 from logpipe.errors import UsageError
-from logpipe.io.inputs import expand_inputs, read_chunks
-from logpipe.parsing import TemplateMiner
+
+if TYPE_CHECKING:
+    from logpipe.archive.codec import EncodedSegment
+    from logpipe.parsing import TemplateMiner
 
 __all__ = [
     "DEFAULT_SEGMENT_BYTES",
@@ -91,6 +88,11 @@ def compress(
     The inputs are stored as one byte stream in the given order; ``meta["inputs"]`` lists
     them, and each segment's header says which input its bytes came from.
     """
+    # the parser stack (pyarrow, numpy) is only needed to write
+    from logpipe.archive import codec  # noqa: PLC0415
+    from logpipe.io.inputs import expand_inputs, read_chunks  # noqa: PLC0415
+    from logpipe.parsing import TemplateMiner  # noqa: PLC0415
+
     if segment_bytes < 1:
         raise UsageError("--segment-bytes must be positive")
     sources = expand_inputs(inputs)
@@ -102,7 +104,7 @@ def compress(
             {
                 "format": FORMAT_NAME,
                 "created_by": f"logpipe {__version__}",
-                "segment_format": 1,
+                "segment_format": SEGMENT_FORMAT,
                 # segment header "input" indexes this list; segments never span two inputs
                 "inputs": [s.path for s in sources],
             },
@@ -112,7 +114,7 @@ def compress(
     ):
         for input_index, source in enumerate(sources):
             for segment in _segments_of(read_chunks(source), segment_bytes):
-                lines, ends_with_newline = split_lines(segment)
+                lines, ends_with_newline = codec.split_lines(segment)
                 extra = {"input": input_index, "bytes": len(segment)}
                 encoded = _encode_checked(
                     lines, ends_with_newline, miner, writer=writer, pool=pool, extra=extra
@@ -142,6 +144,12 @@ def _encode_checked(
     streams, which releases the GIL. The segment is only written once the check passed; if
     it ever failed, the segment is stored verbatim instead (never observed, never lossy).
     """
+    from logpipe.archive.codec import (  # noqa: PLC0415 - see compress()
+        encode_segment,
+        segment_is_exact,
+        verbatim_segment,
+    )
+
     encoded = encode_segment(lines, ends_with_newline, miner, verify=False)
     encoded.header.update(extra)
     check = pool.submit(segment_is_exact, encoded, lines, ends_with_newline)
@@ -158,11 +166,27 @@ def _open_reader(path: Path, salvage: bool = False) -> ArchiveReader:
     return ArchiveReader(path, salvage=salvage)
 
 
+@contextlib.contextmanager
+def _decoding(path: Path, info: SegmentInfo) -> Iterator[None]:
+    """Contents that contradict each other (after every checksum passed) name the segment."""
+    try:
+        yield
+    except (SegmentError, KeyError, TypeError) as exc:
+        raise ArchiveError(
+            f"cannot decode: {exc}", path=str(path), offset=info.offset, segment=info.index
+        ) from None
+
+
+def _decoded(path: Path, info: SegmentInfo, streams: dict[str, bytes]) -> bytes:
+    with _decoding(path, info):
+        return decode_segment(info.header, streams)
+
+
 def decompress(archive: Path, out: BinaryIO, *, salvage: bool = False) -> list[str]:
     """Write the archived bytes to ``out``; return the damage messages (salvage only)."""
     with _open_reader(archive, salvage) as reader:
         for segment in reader:
-            out.write(decode_segment(segment.info.header, segment.streams))
+            out.write(_decoded(archive, segment.info, segment.streams))
         return list(getattr(reader, "damaged", []))
 
 
@@ -185,7 +209,7 @@ def cat(archive: Path, out: BinaryIO, first: int = 1, last: int | None = None) -
                 break
             if seg_last < first:
                 continue
-            data = decode_segment(header, reader.read(info.index).streams)
+            data = _decoded(archive, info, reader.read(info.index).streams)
             pieces = data.split(b"\n")
             for offset, text in enumerate(pieces[:count]):
                 number = seg_first + offset
@@ -208,8 +232,10 @@ def grep(pattern: str, archive: Path, out: BinaryIO, *, line_numbers: bool = Fal
     with _open_reader(archive) as reader:
         line_base = 0
         for info in reader.segments:
-            segment = reader.read(info.index)
-            for number, text in grep_segment(info.header, segment.streams, pattern):
+            streams = reader.read(info.index).streams
+            with _decoding(archive, info):
+                hits = grep_segment(info.header, streams, pattern)
+            for number, text in hits:
                 if line_numbers:
                     out.write(f"{line_base + number + 1}:".encode())
                 out.write(text + b"\n")

@@ -1,9 +1,10 @@
-"""Segment codec: raw log bytes <-> template dictionary + typed variable columns.
+"""Segment codec, writing side: raw log bytes -> template dictionary + typed value columns.
 
 Why this layout (logzip's insight): a log line is a template plus a few values, and values of
 one slot of one template look alike (all timestamps, all block ids, all sizes). Storing each
 slot as its own column puts similar bytes together, so zstd compresses them far better than
-the interleaved text; integer slots become delta-coded varints, which shrink further.
+the interleaved text; integer slots become fixed-width numbers (deltas where that is
+smaller), stored as byte planes whose high planes are nearly all zeros.
 
 Lossless by construction: a line is split into its template's literal pieces (with the
 line's own whitespace) and values, and is stored that way only if joining them gives the line
@@ -11,13 +12,9 @@ back exactly; anything else (invalid UTF-8, a line that does not fit its templat
 truncated huge line) is stored verbatim. An integer column is used only when every value
 prints back to the same digits (no sign, no leading zeros, or one fixed zero-padded width).
 
-Streams of a segment (each compressed by the container):
-
-``dict``   JSON: ``{"templates": [{"pieces": [...], "types": [...]}, ...]}``
-``lines``  varint per line: 0 = verbatim, t = templates[t - 1]
-``ints``   zigzag varints of the deltas of every integer column, column after column
-``strs``   every string column's values, each followed by ``\\n`` (no value holds a newline)
-``raw``    the verbatim lines, each followed by ``\\n``
+The streams are described in docs/FORMAT.md ("Segment contents"). Reading them back is
+:mod:`logpipe.archive.segment`, which needs neither numpy nor pyarrow so that the read
+commands start fast.
 """
 
 from __future__ import annotations
@@ -35,24 +32,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpipe.archive.varint import decode_varints, encode_varints, zigzag_decode, zigzag_encode
+from logpipe.archive.segment import SEGMENT_FORMAT, decode_segment
 from logpipe.arrowutil import from_numpy
 from logpipe.parsing import TemplateMiner
 from logpipe.parsing.masking import RE2_WHITESPACE, VAR
 from logpipe.parsing.params import render_exact, split_exact
 
 __all__ = [
-    "SEGMENT_FORMAT",
     "EncodedSegment",
-    "decode_segment",
     "encode_segment",
-    "grep_segment",
     "segment_is_exact",
     "split_lines",
     "verbatim_segment",
 ]
-
-SEGMENT_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -230,16 +222,86 @@ def _column_type(values: list[str]) -> tuple[str, str]:
     return "str", joined
 
 
-def _encode_ints(columns: list[list[str]]) -> bytes:
-    """Delta + zigzag + varint of every integer column, in one numpy pass."""
+_LIMITS = np.array([1 << 7, 1 << 15, 1 << 31], dtype=np.int64)
+_WIDTHS = np.array([1, 2, 4, 8], dtype=np.int64)
+
+
+def _widths(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Bytes (1, 2, 4 or 8) of the narrowest signed integer holding each ``low..high``."""
+    need = np.maximum(high, -low - 1)  # a signed w-byte integer holds -2**(8w-1)..2**(8w-1)-1
+    widths: np.ndarray = _WIDTHS[np.searchsorted(_LIMITS, need, side="right")]
+    return widths
+
+
+def _spans(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Bytes (1, 2, 4 or 8) of the narrowest integer with as many values as ``low..high``."""
+    span = (high - low).astype(np.uint64)
+    widths: np.ndarray = _WIDTHS[np.searchsorted(2 * _LIMITS.astype(np.uint64), span, side="right")]
+    return widths
+
+
+def _planes(values: np.ndarray, width: int, *, signed: bool = True) -> bytes:
+    """``values`` as ``width``-byte little-endian integers, stored plane by plane.
+
+    Plane *k* is byte *k* of every value: small numbers leave the high planes all zeros,
+    which zstd all but erases, and the reader re-interleaves planes by slice assignment.
+    """
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{width}")
+    as_bytes = values.astype(dtype).view(np.uint8).reshape(len(values), width)
+    return as_bytes.T.tobytes()
+
+
+def _encode_ints(columns: list[list[str]]) -> tuple[list[str], bytes]:
+    """The stored form of every integer column (``MODE WIDTH : BASE``) and its bytes.
+
+    A column is kept either as its values minus a base (``v``) or as differences from the
+    previous value (``d``: counters, times, offsets), whichever needs fewer bytes per
+    number; on a tie, the one with the smaller magnitudes. The base is 0 unless a nonzero
+    one saves bytes: for ``v`` it centres the column's range on zero (a span of 65,535 fits
+    two bytes), for ``d`` it is the first value. Vectorised over all columns at once: a
+    segment can hold thousands of small columns.
+    """
     if not columns:
-        return b""
+        return [], b""
     lengths = np.array([len(c) for c in columns], dtype=np.int64)
-    numbers = np.array([int(v) for c in columns for v in c], dtype=np.int64)
-    deltas = np.diff(numbers, prepend=np.int64(0))
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    deltas[starts] = numbers[starts]  # each column starts from zero
-    return encode_varints(zigzag_encode(deltas))
+    numbers = np.array(list(map(int, itertools.chain.from_iterable(columns))), dtype=np.int64)
+    low = np.minimum.reduceat(numbers, starts)
+    high = np.maximum.reduceat(numbers, starts)
+    width_v = _spans(low, high)
+    centre = _widths(low, high) > width_v
+    base_v = np.where(centre, low + (1 << (8 * np.minimum(width_v, 4) - 1)), 0)
+    base_v = np.where(centre & (width_v == 8), low, base_v)
+    deltas = np.diff(numbers, prepend=np.int64(0))
+    firsts = numbers[starts]
+    deltas[starts] = 0
+    width_d = _widths(np.minimum.reduceat(deltas, starts), np.maximum.reduceat(deltas, starts))
+    first_fits = _widths(firsts, firsts) <= width_d
+    deltas[starts] = np.where(first_fits, firsts, 0)
+    base_d = np.where(first_fits, 0, firsts)
+    per_value = np.repeat(np.arange(len(columns)), lengths)
+    values = numbers - base_v[per_value]
+    mag_d = np.add.reduceat(np.abs(deltas), starts)
+    mag_v = np.add.reduceat(np.abs(values), starts)
+    use_delta = (width_d < width_v) | ((width_d == width_v) & (mag_d < mag_v))
+    stored = np.where(use_delta[per_value], deltas, values)
+    width = np.where(use_delta, width_d, width_v)
+    base = np.where(use_delta, base_d, base_v)
+    encodings = [
+        f"{'d' if d else 'v'}{w}:{b}"
+        for d, w, b in zip(use_delta.tolist(), width.tolist(), base.tolist(), strict=True)
+    ]
+    # byte k of value j of column c goes to out_start[c] + k * len(c) + j
+    sizes = lengths * width
+    out_start = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    out = np.zeros(int(sizes.sum()), dtype=np.uint8)
+    row = np.arange(len(numbers)) - starts[per_value]
+    as_bytes = stored.astype("<i8").view(np.uint8).reshape(len(stored), 8)
+    for k in range(int(width.max())):
+        keep = width[per_value] > k
+        where = out_start[per_value] + k * lengths[per_value] + row
+        out[where[keep]] = as_bytes[keep, k]
+    return encodings, out.tobytes()
 
 
 def encode_segment(
@@ -283,12 +345,17 @@ def encode_segment(
             else:
                 int_columns.append(values)
         dictionary.append({"pieces": list(pieces), "types": types})
+    encodings, ints = _encode_ints(int_columns)
+    stored = iter(encodings)
+    for entry in dictionary:
+        entry["types"] = [k if k == "str" else f"{k}:{next(stored)}" for k in entry["types"]]
     line_tpl = found.line_tpl
+    line_bytes = int(_spans(np.zeros(1, np.int64), np.full(1, len(dictionary)))[0])
     verbatim = [lines[i] for i in range(n) if line_tpl[i] == 0]
     streams = {
         "dict": json.dumps({"templates": dictionary}, ensure_ascii=False).encode("utf-8"),
-        "lines": encode_varints(line_tpl.astype(np.uint64)),
-        "ints": _encode_ints(int_columns),
+        "lines": _planes(line_tpl, line_bytes, signed=False),
+        "ints": ints,
         "strs": "".join(strs).encode("utf-8"),
         "raw": b"".join(line + b"\n" for line in verbatim),
     }
@@ -298,6 +365,7 @@ def encode_segment(
         "verbatim": len(verbatim),
         "templates": len(dictionary),
         "ends_with_newline": ends_with_newline,
+        "line_bytes": line_bytes,
     }
     segment = EncodedSegment(header, streams)
     if verify and not segment_is_exact(segment, lines, ends_with_newline):
@@ -319,7 +387,7 @@ def segment_is_exact(
 def verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> EncodedSegment:
     streams = {
         "dict": b'{"templates": []}',
-        "lines": encode_varints(np.zeros(len(lines), dtype=np.uint64)),
+        "lines": bytes(len(lines)),
         "ints": b"",
         "strs": b"",
         "raw": b"".join(line + b"\n" for line in lines),
@@ -330,212 +398,6 @@ def verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> Encoded
         "verbatim": len(lines),
         "templates": 0,
         "ends_with_newline": ends_with_newline,
+        "line_bytes": 1,
     }
     return EncodedSegment(header, streams)
-
-
-class _SegmentView:
-    """A decoded segment's layout: which line uses which template, and its columns.
-
-    Columns are cut out of the shared streams lazily, so ``grep`` can look at the string
-    values of one template without turning any other template back into text.
-    """
-
-    def __init__(self, header: dict[str, Any], streams: dict[str, bytes]) -> None:
-        self.n = int(header["lines"])
-        self.ends_with_newline = bool(header["ends_with_newline"])
-        self.streams = streams
-        self.templates = json.loads(streams["dict"].decode("utf-8"))["templates"]
-        self.line_tpl = decode_varints(streams["lines"], self.n).astype(np.int64)
-        self.counts = np.bincount(self.line_tpl, minlength=len(self.templates) + 1)
-        int_total = 0
-        str_total = 0
-        self.int_start: list[int] = []
-        self.str_start: list[int] = []
-        for t, entry in enumerate(self.templates, start=1):
-            self.int_start.append(int_total)
-            self.str_start.append(str_total)
-            m = int(self.counts[t])
-            for kind in entry["types"]:
-                if kind == "str":
-                    str_total += m
-                else:
-                    int_total += m
-        self._int_total = int_total
-        self._ints: np.ndarray | None = None
-        self._strs: list[str] | None = None
-
-    def ints(self) -> np.ndarray:
-        if self._ints is None:
-            self._ints = zigzag_decode(decode_varints(self.streams["ints"], self._int_total))
-        return self._ints
-
-    def strs(self) -> list[str]:
-        if self._strs is None:
-            self._strs = self.streams["strs"].decode("utf-8").split("\n")
-        return self._strs
-
-    def str_values(self, t: int) -> list[str]:
-        """All string values of template ``t`` (1-based), every column."""
-        entry = self.templates[t - 1]
-        n_str = sum(1 for kind in entry["types"] if kind == "str")
-        start = self.str_start[t - 1]
-        return self.strs()[start : start + n_str * int(self.counts[t])]
-
-    def rows_with_value(self, t: int, text: str) -> set[int]:
-        """Rows (0-based, within template ``t``) with a string value containing ``text``."""
-        m = int(self.counts[t])
-        values = self.str_values(t)
-        return {i % m for i, value in enumerate(values) if text in value} if m else set()
-
-    def render_rows(self, t: int, rows: Sequence[int]) -> list[bytes]:
-        """Only the given rows of template ``t``, rendered in Python."""
-        entry = self.templates[t - 1]
-        m = int(self.counts[t])
-        int_pos = self.int_start[t - 1]
-        str_pos = self.str_start[t - 1]
-        columns: list[list[str]] = []
-        for kind in entry["types"]:
-            if kind == "str":
-                column = self.strs()[str_pos : str_pos + m]
-                columns.append([column[r] for r in rows])
-                str_pos += m
-            else:
-                numbers = np.cumsum(self.ints()[int_pos : int_pos + m])
-                int_pos += m
-                width = int(kind[3:]) if kind.startswith("pad") else 0
-                columns.append([str(int(numbers[r])).rjust(width, "0") for r in rows])
-        pieces = entry["pieces"]
-        return [
-            render_exact(pieces, [column[i] for column in columns]).encode("utf-8")
-            for i in range(len(rows))
-        ]
-
-    def render(self, t: int) -> pa.Array:
-        """The lines of template ``t`` (1-based), in segment order, as binary."""
-        entry = self.templates[t - 1]
-        m = int(self.counts[t])
-        pieces = entry["pieces"]
-        int_pos = self.int_start[t - 1]
-        str_pos = self.str_start[t - 1]
-        if m <= _SMALL_GROUP:
-            return pa.array(self._render_small(entry, m, int_pos, str_pos), pa.binary())
-        columns: list[pa.Array] = []
-        for kind in entry["types"]:
-            if kind == "str":
-                columns.append(pa.array(self.strs()[str_pos : str_pos + m], pa.string()))
-                str_pos += m
-            else:
-                values = np.cumsum(self.ints()[int_pos : int_pos + m])
-                int_pos += m
-                text = pc.cast(from_numpy(values), pa.string())
-                if kind.startswith("pad"):
-                    text = pc.utf8_lpad(text, width=int(kind[3:]), padding="0")
-                columns.append(text)
-        if not columns:
-            return pa.array([pieces[0].encode("utf-8")] * m, pa.binary())
-        parts: list[Any] = [pieces[0]]
-        for column, piece in zip(columns, pieces[1:], strict=True):
-            parts.append(column)
-            parts.append(piece)
-        return pc.binary_join_element_wise(*parts, "").cast(pa.binary())
-
-    def _render_small(
-        self, entry: dict[str, Any], m: int, int_pos: int, str_pos: int
-    ) -> list[bytes]:
-        """The same lines as :meth:`render`, in Python: cheaper for a handful of lines."""
-        columns: list[list[str]] = []
-        for kind in entry["types"]:
-            if kind == "str":
-                columns.append(self.strs()[str_pos : str_pos + m])
-                str_pos += m
-            else:
-                numbers = np.cumsum(self.ints()[int_pos : int_pos + m]).tolist()
-                int_pos += m
-                width = int(kind[3:]) if kind.startswith("pad") else 0
-                columns.append([str(v).rjust(width, "0") for v in numbers])
-        pieces = entry["pieces"]
-        return [
-            render_exact(pieces, [column[i] for column in columns]).encode("utf-8")
-            for i in range(m)
-        ]
-
-    def raw_lines(self) -> pa.Array:
-        return pa.array(self.streams["raw"].split(b"\n")[: int(self.counts[0])], pa.binary())
-
-    def assemble(self, chosen: Sequence[int]) -> tuple[pa.Array, pa.Array]:
-        """Lines of the chosen templates (0 = verbatim lines) in order, with line numbers."""
-        arrays: list[pa.Array] = []
-        numbers: list[np.ndarray] = []
-        for t in chosen:
-            arrays.append(self.raw_lines() if t == 0 else self.render(t))
-            numbers.append(np.flatnonzero(self.line_tpl == t))
-        if not arrays:
-            return pa.array([], pa.binary()), pa.array([], pa.int64())
-        lines = pa.concat_arrays(arrays)
-        where = np.concatenate(numbers)
-        order = np.argsort(where, kind="stable")
-        return lines.take(from_numpy(order)), from_numpy(where[order])
-
-
-def decode_segment(header: dict[str, Any], streams: dict[str, bytes]) -> bytes:
-    """The exact bytes the segment was made from."""
-    view = _SegmentView(header, streams)
-    if view.n == 0:
-        return b""
-    lines, _ = view.assemble(range(len(view.templates) + 1))
-    body = b"\n".join(lines.to_pylist())
-    return body + b"\n" if view.ends_with_newline else body
-
-
-def grep_segment(
-    header: dict[str, Any], streams: dict[str, bytes], pattern: str
-) -> list[tuple[int, bytes]]:
-    """The (0-based line number, line) pairs of a segment that contain ``pattern``.
-
-    Only what can match is turned back into text: a template whose literal pieces overlap
-    the pattern (or whose values are adjacent, or whose integer columns could hold an
-    all-digit pattern) is rendered whole; otherwise only the lines whose string values
-    contain the pattern are rendered, one by one. Verbatim lines are searched as bytes.
-    """
-    view = _SegmentView(header, streams)
-    needle = pattern.encode("utf-8")
-    found: list[tuple[int, bytes]] = []
-    if int(view.counts[0]) and needle in streams["raw"]:
-        raw_numbers = np.flatnonzero(view.line_tpl == 0).tolist()
-        for number, line in zip(raw_numbers, view.raw_lines().to_pylist(), strict=True):
-            if needle in line:
-                found.append((number, line))
-    for t, entry in enumerate(view.templates, start=1):
-        m = int(view.counts[t])
-        if not m:
-            continue
-        where = np.flatnonzero(view.line_tpl == t)
-        if _literal_may_match(pattern, entry["pieces"], entry["types"]):
-            lines = view.render(t)
-            hit = pc.match_substring(lines, pattern=pattern)
-            numbers = where[hit.to_numpy(zero_copy_only=False)].tolist()
-            found.extend(zip(numbers, lines.filter(hit).to_pylist(), strict=True))
-            continue
-        rows = sorted(view.rows_with_value(t, pattern))
-        if rows:
-            for row, line in zip(rows, view.render_rows(t, rows), strict=True):
-                if needle in line:
-                    found.append((int(where[row]), line))
-    found.sort()
-    return found
-
-
-def _literal_may_match(pattern: str, pieces: Sequence[str], types: Sequence[str]) -> bool:
-    """Whether the pattern could cross or lie in a template's literal text (never misses)."""
-    for piece in pieces:
-        if not piece:
-            continue
-        if pattern in piece or piece in pattern:
-            return True
-        for k in range(1, min(len(piece), len(pattern))):
-            if piece.endswith(pattern[:k]) or piece.startswith(pattern[-k:]):
-                return True
-    if any(not p for p in pieces[1:-1]):
-        return True  # adjacent values: the pattern may span two of them
-    return pattern.isdigit() and any(t != "str" for t in types)

@@ -14,7 +14,6 @@ import click
 
 from logpipe.archive import api
 from logpipe.errors import UsageError
-from logpipe.io.inputs import expand_inputs
 
 __all__ = ["register"]
 
@@ -73,6 +72,7 @@ def register(app: click.Group) -> None:
             from rich.console import Console  # noqa: PLC0415
 
             from logpipe.commands.parse_progress import RichProgress  # noqa: PLC0415
+            from logpipe.io.inputs import expand_inputs  # noqa: PLC0415
 
             sizes = [s.size_bytes for s in expand_inputs(inputs)]
             bar = RichProgress(Console(stderr=True))

@@ -1,6 +1,7 @@
 import json
 
-from logpipe.archive.codec import decode_segment, encode_segment, split_lines
+from logpipe.archive.codec import encode_segment, split_lines
+from logpipe.archive.segment import decode_segment
 from logpipe.parsing import TemplateMiner
 
 
@@ -23,7 +24,7 @@ def test_lines_are_stored_as_templates_and_typed_columns() -> None:
     assert seg.header["verbatim"] == 0
     templates = json.loads(seg.streams["dict"])["templates"]
     assert len(templates) == 1
-    assert templates[0]["types"][:2] == ["int", "int"]
+    assert templates[0]["types"][:2] == ["int:d1:0", "int:d1:0"]  # deltas 1 and 3: one byte
     assert decode_segment(seg.header, seg.streams) == data
 
 

@@ -1,0 +1,299 @@
+"""Reading a segment's contents: decode it to bytes, or grep it, in plain Python.
+
+Why plain Python (no numpy, no pyarrow): ``logpipe decompress``, ``cat`` and ``grep`` on
+an archive of a few megabytes are over in a tenth of a second, and importing numpy and
+pyarrow alone would take longer than that. The format is laid out so that the standard
+library decodes it at C speed: integer columns are fixed-width byte planes (re-interleaved
+by slice assignment and read by :mod:`array`), lines are rendered by one ``str.format``
+per template mapped over its columns, and the whole segment is encoded to bytes once.
+
+The layout itself is described in docs/FORMAT.md ("Segment contents"); the writer is
+:mod:`logpipe.archive.codec`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from itertools import accumulate
+from typing import Any
+
+__all__ = [
+    "SEGMENT_FORMAT",
+    "SegmentError",
+    "decode_segment",
+    "grep_segment",
+    "int_typecode",
+    "parse_int_type",
+]
+
+SEGMENT_FORMAT = 2
+
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+class SegmentError(ValueError):
+    """Segment contents that do not add up (a writer bug or a crafted file).
+
+    The container's checksums catch accidental damage before decoding; this error means the
+    checksums passed but the streams contradict each other.
+    """
+
+
+def _typecodes(codes: str) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for code in codes:
+        found.setdefault(array(code).itemsize, code)
+    return found
+
+
+_SIGNED = _typecodes("bhilq")
+_UNSIGNED = _typecodes("BHILQ")
+
+
+def int_typecode(width: int, *, signed: bool) -> str:
+    """The :mod:`array` typecode of a ``width``-byte integer (1, 2, 4 or 8)."""
+    code = (_SIGNED if signed else _UNSIGNED).get(width)
+    if code is None:
+        raise SegmentError(f"integer width {width} is not 1, 2, 4 or 8 bytes")
+    return code
+
+
+def parse_int_type(kind: str) -> tuple[int, bool, int, int]:
+    """``(pad, delta, width, base)`` of an integer column type, e.g. ``int:d2:1700000000``.
+
+    ``pad`` is 0 for plain decimals, else the zero-padded digit count; ``delta`` says the
+    stored numbers are differences from the previous value (the first is the base), else
+    each value is its stored number plus the base; ``width`` is bytes per stored number.
+    """
+    head, enc, base = [*kind.split(":"), "", ""][:3]
+    try:
+        if head == "int":
+            pad = 0
+        elif head.startswith("pad") and head[3:].isdigit():
+            pad = int(head[3:])
+        else:
+            raise ValueError
+        if enc[:1] not in ("d", "v") or kind.count(":") != 2:
+            raise ValueError
+        width = int(enc[1:])
+        offset = int(base)
+    except ValueError:
+        raise SegmentError(f"unknown column type {kind!r}") from None
+    int_typecode(width, signed=True)
+    return pad, enc[0] == "d", width, offset
+
+
+def unpack_planes(data: bytes, pos: int, count: int, width: int, *, signed: bool) -> list[int]:
+    """``count`` integers stored from ``data[pos]`` as ``width`` byte planes.
+
+    Plane *k* holds byte *k* (little-endian order) of every number: the high planes of
+    small numbers are runs of zeros, which zstd all but erases.
+    """
+    size = count * width
+    chunk = data[pos : pos + size]
+    if len(chunk) != size:
+        raise SegmentError(f"integer stream ends {size - len(chunk)} bytes early")
+    if width == 1:
+        numbers = array(int_typecode(1, signed=signed), chunk)
+    else:
+        interleaved = bytearray(size)
+        for k in range(width):
+            interleaved[k::width] = chunk[k * count : (k + 1) * count]
+        numbers = array(int_typecode(width, signed=signed))
+        numbers.frombytes(interleaved)
+        if _BIG_ENDIAN:
+            numbers.byteswap()
+    return numbers.tolist()
+
+
+def _format_of(pieces: Sequence[str], types: Sequence[str]) -> str:
+    """One ``str.format`` pattern that renders a line of the template from its columns."""
+    out = [pieces[0].replace("{", "{{").replace("}", "}}")]
+    for kind, piece in zip(types, pieces[1:], strict=True):
+        if kind == "str":
+            out.append("{}")
+        else:
+            pad = parse_int_type(kind)[0]
+            out.append(f"{{:0{pad}d}}" if pad else "{}")
+        out.append(piece.replace("{", "{{").replace("}", "}}"))
+    return "".join(out)
+
+
+class SegmentLayout:
+    """Which line uses which template, and where each template's columns lie.
+
+    Columns are cut from the shared streams on demand, so ``grep`` reads the string values
+    of one template without decoding any other.
+    """
+
+    def __init__(self, header: dict[str, Any], streams: dict[str, bytes]) -> None:
+        if header.get("format") != SEGMENT_FORMAT:
+            raise SegmentError(
+                f"segment format {header.get('format')!r} is not supported "
+                f"(this logpipe reads format {SEGMENT_FORMAT})"
+            )
+        self.n = int(header["lines"])
+        self.ends_with_newline = bool(header["ends_with_newline"])
+        self.streams = streams
+        try:
+            self.templates: list[dict[str, Any]] = json.loads(streams["dict"])["templates"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SegmentError(f"template dictionary is unreadable: {exc}") from None
+        self.line_tpl = unpack_planes(
+            streams["lines"], 0, self.n, int(header.get("line_bytes", 1)), signed=False
+        )
+        counts = Counter(self.line_tpl)
+        self.counts = [counts.get(t, 0) for t in range(len(self.templates) + 1)]
+        if sum(self.counts) != self.n:
+            raise SegmentError("a line refers to a template the dictionary does not have")
+        self._int_at: list[int] = []  # byte offset of each template's first integer column
+        self._str_at: list[int] = []  # index of each template's first string value
+        int_pos = str_pos = 0
+        for t, entry in enumerate(self.templates, start=1):
+            self._int_at.append(int_pos)
+            self._str_at.append(str_pos)
+            if len(entry["pieces"]) != len(entry["types"]) + 1:
+                raise SegmentError(f"template {t} has pieces and types that do not pair up")
+            for kind in entry["types"]:
+                if kind == "str":
+                    str_pos += self.counts[t]
+                else:
+                    int_pos += self.counts[t] * parse_int_type(kind)[2]
+        self._strs: list[str] | None = None
+
+    def _all_strs(self) -> list[str]:
+        if self._strs is None:
+            self._strs = self.streams["strs"].decode("utf-8").split("\n")
+        return self._strs
+
+    def columns(self, t: int) -> list[list[Any]]:
+        """Template ``t``'s value columns (1-based ``t``): strings, or integers."""
+        m = self.counts[t]
+        int_pos = self._int_at[t - 1]
+        str_pos = self._str_at[t - 1]
+        out: list[list[Any]] = []
+        for kind in self.templates[t - 1]["types"]:
+            if kind == "str":
+                out.append(self._all_strs()[str_pos : str_pos + m])
+                str_pos += m
+                continue
+            _, delta, width, base = parse_int_type(kind)
+            numbers = unpack_planes(self.streams["ints"], int_pos, m, width, signed=True)
+            if delta and numbers:
+                numbers[0] += base
+                numbers = list(accumulate(numbers))
+            elif base:
+                numbers = list(map(base.__add__, numbers))
+            out.append(numbers)
+            int_pos += m * width
+        return out
+
+    def render(self, t: int, rows: Sequence[int] | None = None) -> list[str]:
+        """Lines of template ``t`` in segment order (only ``rows`` of them when given)."""
+        entry = self.templates[t - 1]
+        fmt = _format_of(entry["pieces"], entry["types"])
+        if not entry["types"]:
+            return [fmt.format()] * (self.counts[t] if rows is None else len(rows))
+        columns = self.columns(t)
+        if rows is not None:
+            columns = [[column[r] for r in rows] for column in columns]
+        return list(map(fmt.format, *columns))
+
+    def raw_lines(self) -> list[str]:
+        """The verbatim lines, bytes mapped to text with ``surrogateescape`` (reversible)."""
+        return self.streams["raw"].decode("utf-8", "surrogateescape").split("\n")[: self.counts[0]]
+
+    def line_numbers(self) -> dict[int, list[int]]:
+        """For each template (0 = verbatim), its lines' 0-based numbers, ascending."""
+        where: dict[int, list[int]] = {}
+        for number, t in enumerate(self.line_tpl):
+            where.setdefault(t, []).append(number)
+        return where
+
+
+def decode_segment(header: dict[str, Any], streams: dict[str, bytes]) -> bytes:
+    """The exact bytes the segment was made from."""
+    layout = SegmentLayout(header, streams)
+    if layout.n == 0:
+        return b""
+    groups = [layout.raw_lines()]
+    groups += [layout.render(t) for t in range(1, len(layout.templates) + 1)]
+    nexts: list[Callable[[], str]] = [iter(group).__next__ for group in groups]
+    try:
+        text = "\n".join([nexts[t]() for t in layout.line_tpl])
+    except StopIteration:
+        raise SegmentError("a template has fewer rendered lines than lines using it") from None
+    if layout.ends_with_newline:
+        text += "\n"
+    return text.encode("utf-8", "surrogateescape")
+
+
+def grep_segment(
+    header: dict[str, Any], streams: dict[str, bytes], pattern: str
+) -> list[tuple[int, bytes]]:
+    """The (0-based line number, line) pairs of a segment that contain ``pattern``.
+
+    Only what can match is turned back into text: a template whose literal pieces overlap
+    the pattern (or whose values are adjacent, or whose integer columns could hold an
+    all-digit pattern) is rendered whole; otherwise only the lines whose string values
+    contain the pattern are rendered. Verbatim lines are searched as bytes.
+    """
+    layout = SegmentLayout(header, streams)
+    found: list[tuple[int, bytes]] = []
+    where: dict[int, list[int]] | None = None
+    for t in _candidate_templates(layout, pattern):
+        if where is None:
+            where = layout.line_numbers()
+        numbers = where.get(t, [])
+        if t == 0:
+            lines = layout.raw_lines()
+            rows: Iterator[int] | Sequence[int] = range(len(lines))
+        elif _literal_may_match(pattern, layout.templates[t - 1]):
+            lines = layout.render(t)
+            rows = range(len(lines))
+        else:
+            rows = _rows_with_value(layout, t, pattern)
+            lines = layout.render(t, rows)
+        for row, line in zip(rows, lines, strict=True):
+            if pattern in line:
+                found.append((numbers[row], line.encode("utf-8", "surrogateescape")))
+    found.sort()
+    return found
+
+
+def _candidate_templates(layout: SegmentLayout, pattern: str) -> Iterator[int]:
+    """Templates (0 = verbatim lines) that may hold a line containing ``pattern``."""
+    if layout.counts[0] and pattern.encode("utf-8", "surrogateescape") in layout.streams["raw"]:
+        yield 0
+    for t in range(1, len(layout.templates) + 1):
+        if layout.counts[t]:
+            yield t
+
+
+def _rows_with_value(layout: SegmentLayout, t: int, pattern: str) -> list[int]:
+    """Rows of template ``t`` with a string value that contains ``pattern``."""
+    rows: set[int] = set()
+    for kind, column in zip(layout.templates[t - 1]["types"], layout.columns(t), strict=True):
+        if kind == "str":
+            rows.update(i for i, value in enumerate(column) if pattern in value)
+    return sorted(rows)
+
+
+def _literal_may_match(pattern: str, entry: dict[str, Any]) -> bool:
+    """Whether the pattern could cross or lie in a template's literal text (never misses)."""
+    pieces: list[str] = entry["pieces"]
+    for piece in pieces:
+        if not piece:
+            continue
+        if pattern in piece or piece in pattern:
+            return True
+        for k in range(1, min(len(piece), len(pattern))):
+            if piece.endswith(pattern[:k]) or piece.startswith(pattern[-k:]):
+                return True
+    if any(not p for p in pieces[1:-1]):
+        return True  # adjacent values: the pattern may span two of them
+    return pattern.isdigit() and any(kind != "str" for kind in entry["types"])
