@@ -66,6 +66,7 @@ def split_lines(chunk: bytes) -> tuple[list[bytes], bool]:
 
 _NON_WS = f"[^{RE2_WHITESPACE}]"
 _SMALL_GROUP = 16  # template groups up to this size are split in Python, not with kernels
+_KERNEL_THREADS = 2  # Arrow kernels release the GIL: this many run beside the Python work
 
 
 class _Templates:
@@ -109,6 +110,16 @@ class _Templates:
                 self.cols[t] = [[slot[i] for i in perm] for slot in self.cols[t]]
 
 
+def _premasked(miner: TemplateMiner, content: pa.Array, pool: ThreadPoolExecutor) -> pa.Array:
+    """The miner's premask of ``content``, computed in halves on ``pool`` (kernels only)."""
+    half = len(content) // 2
+    if half < _SMALL_GROUP * 64:
+        return miner.premasked(content)
+    parts = [pool.submit(miner.premasked, content.slice(0, half))]
+    parts.append(pool.submit(miner.premasked, content.slice(half)))
+    return pa.concat_arrays([part.result() for part in parts])
+
+
 def _line_shapes(content: pa.Array) -> pa.Array:
     """Each line with its non-whitespace runs replaced by ``\x01`` (dictionary-encoded)."""
     return pc.dictionary_encode(pc.replace_substring_regex(content, f"{_NON_WS}+", "\x01"))
@@ -120,14 +131,17 @@ def _split_by_template(
     line_no: np.ndarray,
     found_: _Templates,
     layout: pa.Array,
+    *,
+    pool: ThreadPoolExecutor,
 ) -> None:
     """Split every line into pieces and values, vectorised.
 
     Lines are grouped by template *and* by their whitespace layout (one pass that keeps
     only the whitespace runs), so each group is matched by one RE2 pattern that captures
-    only the values; its pieces are known from the layout. Small groups go line by line in
-    Python, where the kernels' fixed costs would dominate. Lines that fit no pattern exactly
-    stay verbatim.
+    only the values; its pieces are known from the layout. The patterns run on ``pool``
+    (the kernels release the GIL) while small groups go line by line in Python here, where
+    the kernels' fixed costs would dominate. Lines that fit no pattern exactly stay
+    verbatim.
     """
     tpl = pc.dictionary_encode(templates)
     texts = tpl.dictionary.to_pylist()
@@ -136,12 +150,21 @@ def _split_by_template(
         layout.indices.to_numpy(zero_copy_only=False)
     )
     order = np.argsort(key, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+    bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True]).tolist()
+    groups = []
+    for a, b in itertools.pairwise(bounds):
         members = order[a:b]
         group_key = int(key[members[0]])
         template = texts[group_key // len(shapes)]
-        if b - a <= _SMALL_GROUP:
+        job = None
+        if b - a > _SMALL_GROUP:
+            compiled = _layout_pattern(template, shapes[group_key % len(shapes)])
+            if compiled is None:
+                continue
+            job = pool.submit(_match_group, content, members, compiled)
+        groups.append((members, template, job))
+    for members, template, job in groups:
+        if job is None:
             for m in members.tolist():
                 text = content[m].as_py()
                 split = split_exact(template, text)
@@ -149,21 +172,27 @@ def _split_by_template(
                     continue
                 found_.add(split[0], split[1], int(line_no[m]))
             continue
-        compiled = _layout_pattern(template, shapes[group_key % len(shapes)])
-        if compiled is None:
-            continue
-        pattern, pieces, n_var = compiled
-        sub = content.take(from_numpy(members))
-        try:
-            found = pc.extract_regex(sub, pattern=pattern)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-        ok = pc.is_valid(found)
-        kept = members[ok.to_numpy(zero_copy_only=False)]
-        if len(kept):
-            columns = [found.field(j).filter(ok) for j in range(n_var)]
-            found_.add_many(pieces, line_no[kept], columns)
+        matched = job.result()
+        if matched is not None:
+            pieces, kept, columns = matched
+            found_.add_many(pieces, line_no[members[kept]], columns)
     found_.sort_lines()
+
+
+def _match_group(
+    content: pa.Array, members: np.ndarray, compiled: tuple[str, tuple[str, ...], int]
+) -> tuple[tuple[str, ...], np.ndarray, list[pa.Array]] | None:
+    """The lines of one group that its pattern matches, and their value columns (kernels)."""
+    pattern, pieces, n_var = compiled
+    try:
+        found = pc.extract_regex(content.take(from_numpy(members)), pattern=pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    ok = pc.is_valid(found)
+    kept = ok.to_numpy(zero_copy_only=False)
+    if not kept.any():
+        return None
+    return pieces, kept, [found.field(j).filter(ok) for j in range(n_var)]
 
 
 @lru_cache(maxsize=16384)
@@ -188,7 +217,7 @@ def _layout_pattern(template: str, shape: str) -> tuple[str, tuple[str, ...], in
             pieces[-1] += spaces[i]
         for k, literal in enumerate(token.split(VAR)):
             if k:
-                parts.append(f"(?P<v{n_var}>{_NON_WS}*?)")
+                parts.append(f"(?P<v{n_var}>.*?)")  # the layout pins the spaces: no class needed
                 pieces.append("")
                 n_var += 1
             parts.append(re.escape(literal))
@@ -323,15 +352,21 @@ def encode_segment(
     content = pa.array([texts[i] for i in valid_idx], pa.string())
     found = _Templates(n)
     if valid_idx:
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=_KERNEL_THREADS) as pool:
+            masked = _premasked(miner, content, pool)
             # the whitespace layout needs no template: compute it while the miner works
             shapes = pool.submit(_line_shapes, content)
-            ids = miner.add_batch(content)
-            templates, _ = miner.line_templates(ids, content)
+            ids = miner.add_batch(content, premasked=masked)
+            templates = miner.cluster_templates(ids)
             layout = shapes.result()
-        _split_by_template(
-            pc.fill_null(templates, ""), content, np.asarray(valid_idx), found, layout
-        )
+            _split_by_template(
+                pc.fill_null(templates, ""),
+                content,
+                np.asarray(valid_idx),
+                found,
+                layout,
+                pool=pool,
+            )
     int_columns: list[list[str]] = []
     strs: list[str] = []
     dictionary = []

@@ -18,6 +18,7 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
@@ -62,6 +63,7 @@ def int_typecode(width: int, *, signed: bool) -> str:
     return code
 
 
+@lru_cache(maxsize=4096)  # a segment repeats a few types (``int:d1:0``) thousands of times
 def parse_int_type(kind: str) -> tuple[int, bool, int, int]:
     """``(pad, delta, width, base)`` of an integer column type, e.g. ``int:d2:1700000000``.
 

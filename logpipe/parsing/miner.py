@@ -413,17 +413,16 @@ class TemplateMiner:
             out.append((index, frozenset(seen)))
         return out
 
-    def line_templates(
-        self, cluster_ids: pa.Array, contents: pa.Array
-    ) -> tuple[pa.Array, pa.Array]:
-        """Per line: the final template and the event id (vectorised over a batch).
+    def cluster_templates(self, cluster_ids: pa.Array) -> pa.Array:
+        """Per line: its cluster's template as mined so far (null when evicted).
 
-        Why not just the cluster's template: a variable slot that only ever held a few
-        words (``VM Started``/``VM Paused``, ``LOOKING``/``LEADING``) names the kind of
-        event, not a value, so each of its words gets its own template and event id
-        (``E7-Started``). The decision uses everything mined so far, so call this after
-        mining. Evicted clusters give a null template and id.
+        Unlike :meth:`line_templates`, word slots are not filled in: the archive stores
+        their words as a value column, which costs less than one template per word.
         """
+        return self._generic(cluster_ids)[0]
+
+    def _generic(self, cluster_ids: pa.Array) -> tuple[pa.Array, pa.Array, list[int]]:
+        """Per line: the cluster's template and event id; and the clusters with word slots."""
         ids_np = cluster_ids.to_numpy(zero_copy_only=False)
         uniq = sorted(pc.unique(cluster_ids).to_pylist())  # np.unique would import numpy.ma
         generic: list[str | None] = []
@@ -438,8 +437,23 @@ class TemplateMiner:
         pos = from_numpy(np.searchsorted(np.array(uniq, dtype=np.int64), ids_np))
         templates = pa.array(generic, pa.string()).take(pos)
         events = pa.array(eids, pa.string()).take(pos)
+        return templates, events, split
+
+    def line_templates(
+        self, cluster_ids: pa.Array, contents: pa.Array
+    ) -> tuple[pa.Array, pa.Array]:
+        """Per line: the final template and the event id (vectorised over a batch).
+
+        Why not just the cluster's template: a variable slot that only ever held a few
+        words (``VM Started``/``VM Paused``, ``LOOKING``/``LEADING``) names the kind of
+        event, not a value, so each of its words gets its own template and event id
+        (``E7-Started``). The decision uses everything mined so far, so call this after
+        mining. Evicted clusters give a null template and id.
+        """
+        templates, events, split = self._generic(cluster_ids)
         if not split:
             return templates, events
+        ids_np = cluster_ids.to_numpy(zero_copy_only=False)
         tmpl_list = templates.to_pylist()
         event_list = events.to_pylist()
         for cid in split:
