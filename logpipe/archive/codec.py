@@ -23,7 +23,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -67,57 +67,83 @@ def split_lines(chunk: bytes) -> tuple[list[bytes], bool]:
 _NON_WS = f"[^{RE2_WHITESPACE}]"
 _SMALL_GROUP = 16  # template groups up to this size are split in Python, not with kernels
 _KERNEL_THREADS = 2  # Arrow kernels release the GIL: this many run beside the Python work
+_MINE_CHUNKS = 4  # a segment is mined in this many chunks while the next are premasked...
+_MINE_CHUNK_LINES = 4096  # ...of at least this many lines (kernel calls have fixed costs)
 
 
 class _Templates:
-    """The segment's archive templates as they are found: pieces, lines and value columns."""
+    """The segment's archive templates as they are found, and every value as a cell.
+
+    A cell is (column, line, text); a column is one slot of one template, numbered in
+    template order. Cells arrive per group (Arrow columns from the kernels, Python lists from
+    the small groups) and are sorted into column-then-line order once, in :meth:`columns`.
+    """
 
     def __init__(self, n_lines: int) -> None:
         self.line_tpl = np.zeros(n_lines, dtype=np.int64)  # 0 = verbatim
         self.keys: dict[tuple[str, ...], int] = {}
-        self.rows: list[list[int]] = []
-        self.cols: list[list[list[str]]] = []
+        self.first_column: list[int] = []  # column number of each template's first slot
+        self.n_columns = 0
+        self._parts: list[pa.Array] = []
+        self._part_columns: list[np.ndarray] = []
+        self._part_lines: list[np.ndarray] = []
+        self._texts: list[str] = []
+        self._columns: list[int] = []
+        self._lines: list[int] = []
 
     def slot_of(self, pieces: tuple[str, ...]) -> int:
         t = self.keys.get(pieces)
         if t is None:
-            t = self.keys[pieces] = len(self.rows) + 1
-            self.rows.append([])
-            self.cols.append([[] for _ in pieces[1:]])
+            t = self.keys[pieces] = len(self.first_column) + 1
+            self.first_column.append(self.n_columns)
+            self.n_columns += len(pieces) - 1
         return t
 
     def add(self, pieces: tuple[str, ...], values: list[str], line: int) -> None:
+        """Record one line of an archive template (values as Python strings)."""
         t = self.slot_of(pieces)
         self.line_tpl[line] = t
-        self.rows[t - 1].append(line)
-        for slot, value in zip(self.cols[t - 1], values, strict=True):
-            slot.append(value)
+        first = self.first_column[t - 1]
+        self._texts.extend(values)
+        self._columns.extend(range(first, first + len(values)))
+        self._lines.extend([line] * len(values))
 
     def add_many(self, pieces: tuple[str, ...], lines: np.ndarray, values: list[pa.Array]) -> None:
         """Record many lines of one archive template at once (values as Arrow columns)."""
         t = self.slot_of(pieces)
         self.line_tpl[lines] = t
-        self.rows[t - 1].extend(lines.tolist())
-        for slot, column in zip(self.cols[t - 1], values, strict=True):
-            slot.extend(column.to_pylist())
+        for slot, column in enumerate(values, start=self.first_column[t - 1]):
+            self._parts.append(column)
+            self._part_columns.append(np.full(len(lines), slot, dtype=np.int64))
+            self._part_lines.append(lines)
 
-    def sort_lines(self) -> None:
-        """A template's values must be in line order (template groups may share pieces)."""
-        for t, lines_of in enumerate(self.rows):
-            if any(x > y for x, y in itertools.pairwise(lines_of)):
-                perm = sorted(range(len(lines_of)), key=lines_of.__getitem__)
-                self.rows[t] = [lines_of[i] for i in perm]
-                self.cols[t] = [[slot[i] for i in perm] for slot in self.cols[t]]
+    def columns(self) -> tuple[pa.Array, np.ndarray]:
+        """Every cell's text in column-then-line order, and where each column starts."""
+        parts = [*self._parts, pa.array(self._texts, pa.string())]
+        column = np.concatenate([*self._part_columns, np.array(self._columns, dtype=np.int64)])
+        line = np.concatenate([*self._part_lines, np.array(self._lines, dtype=np.int64)])
+        order = np.argsort(column * len(self.line_tpl) + line, kind="stable")  # runs: fast
+        texts = pa.concat_arrays([p.cast(pa.string()) for p in parts]).take(from_numpy(order))
+        starts = np.searchsorted(column[order], np.arange(self.n_columns))
+        return texts, starts
 
 
-def _premasked(miner: TemplateMiner, content: pa.Array, pool: ThreadPoolExecutor) -> pa.Array:
-    """The miner's premask of ``content``, computed in halves on ``pool`` (kernels only)."""
-    half = len(content) // 2
-    if half < _SMALL_GROUP * 64:
-        return miner.premasked(content)
-    parts = [pool.submit(miner.premasked, content.slice(0, half))]
-    parts.append(pool.submit(miner.premasked, content.slice(half)))
-    return pa.concat_arrays([part.result() for part in parts])
+def _mine(
+    miner: TemplateMiner, content: pa.Array, pool: ThreadPoolExecutor
+) -> tuple[pa.Array, Future[pa.Array]]:
+    """Mine ``content`` in order, with the kernel work on ``pool``: the ids, and the layout.
+
+    The miner is Python; the premask and the whitespace layout are Arrow kernels that
+    release the GIL. So the segment is premasked in chunks ahead of the miner, and the
+    layout (which needs no template) is computed behind them, while the miner works.
+    """
+    n = len(content)
+    step = max(_MINE_CHUNK_LINES, -(-n // _MINE_CHUNKS))
+    chunks = [content.slice(start, step) for start in range(0, n, step)]
+    masked = [pool.submit(miner.premasked, chunk) for chunk in chunks]
+    layout = pool.submit(_line_shapes, content)
+    ids = [miner.add_batch(c, premasked=m.result()) for c, m in zip(chunks, masked, strict=True)]
+    return (ids[0] if len(ids) == 1 else pa.concat_arrays(ids)), layout
 
 
 def _line_shapes(content: pa.Array) -> pa.Array:
@@ -163,7 +189,7 @@ def _split_by_template(
                 continue
             job = pool.submit(_match_group, content, members, compiled)
         groups.append((members, template, job))
-    for members, template, job in groups:
+    for members, template, job in groups:  # small groups first: the kernels run meanwhile
         if job is None:
             for m in members.tolist():
                 text = content[m].as_py()
@@ -171,12 +197,11 @@ def _split_by_template(
                 if split is None or render_exact(*split) != text:
                     continue
                 found_.add(split[0], split[1], int(line_no[m]))
-            continue
-        matched = job.result()
+    for members, _, job in groups:
+        matched = job.result() if job is not None else None
         if matched is not None:
             pieces, kept, columns = matched
             found_.add_many(pieces, line_no[members[kept]], columns)
-    found_.sort_lines()
 
 
 def _match_group(
@@ -227,28 +252,46 @@ def _layout_pattern(template: str, shape: str) -> tuple[str, tuple[str, ...], in
     return "".join(parts), tuple(pieces), n_var
 
 
-_INT_COLUMN = re.compile(r"(?:(?:0|[1-9][0-9]{0,17})\n)+")
-_PAD_COLUMNS: dict[int, re.Pattern[str]] = {}
+_MAX_DIGITS = 18  # every integer of up to 18 digits fits an int64, and so do their differences
 
 
-def _column_type(values: list[str]) -> tuple[str, str]:
-    """How a column is stored (``int``, ``padN`` N-digit zero-padded, ``str``) and its text.
+def _column_kinds(texts: pa.Array, starts: np.ndarray) -> list[str]:
+    """How each column is stored: ``int``, ``padN`` (N digits, zero-padded) or ``str``.
 
-    An integer type is chosen only when every value prints back to the same digits.
+    An integer kind is chosen only when every value of the column prints back to the same
+    digits: no sign, no leading zero (``int``), or all of one width (``padN``). Checked for
+    all cells at once; a column is its run of cells from ``starts``.
     """
-    joined = "\n".join(values) + "\n"
-    if not values:
-        return "str", joined
-    if _INT_COLUMN.fullmatch(joined):
-        return "int", joined
-    width = len(values[0])
-    if 0 < width <= 18:
-        pad = _PAD_COLUMNS.get(width)
-        if pad is None:
-            pad = _PAD_COLUMNS[width] = re.compile(rf"(?:[0-9]{{{width}}}\n)+")
-        if pad.fullmatch(joined):
-            return f"pad{width}", joined
-    return "str", joined
+    if not len(starts):
+        return []
+    width = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    digits = pc.ascii_is_decimal(texts).to_numpy(zero_copy_only=False) & (width <= _MAX_DIGITS)
+    lead_zero = pc.starts_with(texts, "0").to_numpy(zero_copy_only=False) & (width > 1)
+    all_plain = np.logical_and.reduceat(digits & ~lead_zero, starts)
+    all_digits = np.logical_and.reduceat(digits, starts)
+    one_width = np.minimum.reduceat(width, starts) == np.maximum.reduceat(width, starts)
+    return [
+        "int" if p else f"pad{w}" if d and o else "str"
+        for p, d, o, w in zip(
+            all_plain.tolist(),
+            all_digits.tolist(),
+            one_width.tolist(),
+            width[starts].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _newline_terminated(texts: pa.Array) -> bytes:
+    """Every value followed by ``\\n``, concatenated (the ``strs`` stream), in one kernel."""
+    if not len(texts):
+        return b""
+    joined = pc.binary_join_element_wise(texts, "", "\n")
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
+    start = int(offsets[joined.offset])
+    end = int(offsets[joined.offset + len(joined)])
+    data: bytes = joined.buffers()[2].slice(start, end - start).to_pybytes()
+    return data
 
 
 _LIMITS = np.array([1 << 7, 1 << 15, 1 << 31], dtype=np.int64)
@@ -280,7 +323,7 @@ def _planes(values: np.ndarray, width: int, *, signed: bool = True) -> bytes:
     return as_bytes.T.tobytes()
 
 
-def _encode_ints(columns: list[list[str]]) -> tuple[list[str], bytes]:
+def _encode_ints(numbers: np.ndarray, lengths: np.ndarray) -> tuple[list[str], bytes]:
     """The stored form of every integer column (``MODE WIDTH : BASE``) and its bytes.
 
     A column is kept either as its values minus a base (``v``) or as differences from the
@@ -288,13 +331,12 @@ def _encode_ints(columns: list[list[str]]) -> tuple[list[str], bytes]:
     number; on a tie, the one with the smaller magnitudes. The base is 0 unless a nonzero
     one saves bytes: for ``v`` it centres the column's range on zero (a span of 65,535 fits
     two bytes), for ``d`` it is the first value. Vectorised over all columns at once: a
-    segment can hold thousands of small columns.
+    segment can hold thousands of small columns. ``numbers`` holds the columns one after
+    another, ``lengths`` their sizes.
     """
-    if not columns:
+    if not len(lengths):
         return [], b""
-    lengths = np.array([len(c) for c in columns], dtype=np.int64)
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    numbers = np.array(list(map(int, itertools.chain.from_iterable(columns))), dtype=np.int64)
     low = np.minimum.reduceat(numbers, starts)
     high = np.maximum.reduceat(numbers, starts)
     width_v = _spans(low, high)
@@ -308,7 +350,7 @@ def _encode_ints(columns: list[list[str]]) -> tuple[list[str], bytes]:
     first_fits = _widths(firsts, firsts) <= width_d
     deltas[starts] = np.where(first_fits, firsts, 0)
     base_d = np.where(first_fits, 0, firsts)
-    per_value = np.repeat(np.arange(len(columns)), lengths)
+    per_value = np.repeat(np.arange(len(lengths)), lengths)
     values = numbers - base_v[per_value]
     mag_d = np.add.reduceat(np.abs(deltas), starts)
     mag_v = np.add.reduceat(np.abs(values), starts)
@@ -353,10 +395,7 @@ def encode_segment(
     found = _Templates(n)
     if valid_idx:
         with ThreadPoolExecutor(max_workers=_KERNEL_THREADS) as pool:
-            masked = _premasked(miner, content, pool)
-            # the whitespace layout needs no template: compute it while the miner works
-            shapes = pool.submit(_line_shapes, content)
-            ids = miner.add_batch(content, premasked=masked)
+            ids, shapes = _mine(miner, content, pool)
             templates = miner.cluster_templates(ids)
             layout = shapes.result()
             _split_by_template(
@@ -367,23 +406,19 @@ def encode_segment(
                 layout,
                 pool=pool,
             )
-    int_columns: list[list[str]] = []
-    strs: list[str] = []
-    dictionary = []
-    for pieces, slots in zip(found.keys, found.cols, strict=True):
-        types = []
-        for values in slots:
-            kind, joined = _column_type(values)
-            types.append(kind)
-            if kind == "str":
-                strs.append(joined)
-            else:
-                int_columns.append(values)
-        dictionary.append({"pieces": list(pieces), "types": types})
-    encodings, ints = _encode_ints(int_columns)
+    cells, starts = found.columns()
+    kinds = _column_kinds(cells, starts)
+    is_int = np.array([kind != "str" for kind in kinds], dtype=bool)
+    lengths = np.diff(np.append(starts, len(cells)))
+    cell_is_int = np.repeat(is_int, lengths)
+    numbers = pc.cast(cells.filter(from_numpy(cell_is_int)), pa.int64())
+    encodings, ints = _encode_ints(numbers.to_numpy(zero_copy_only=False), lengths[is_int])
     stored = iter(encodings)
-    for entry in dictionary:
-        entry["types"] = [k if k == "str" else f"{k}:{next(stored)}" for k in entry["types"]]
+    types = [kind if kind == "str" else f"{kind}:{next(stored)}" for kind in kinds]
+    dictionary = [
+        {"pieces": list(pieces), "types": types[first : first + len(pieces) - 1]}
+        for pieces, first in zip(found.keys, found.first_column, strict=True)
+    ]
     line_tpl = found.line_tpl
     line_bytes = int(_spans(np.zeros(1, np.int64), np.full(1, len(dictionary)))[0])
     verbatim = [lines[i] for i in range(n) if line_tpl[i] == 0]
@@ -391,7 +426,7 @@ def encode_segment(
         "dict": json.dumps({"templates": dictionary}, ensure_ascii=False).encode("utf-8"),
         "lines": _planes(line_tpl, line_bytes, signed=False),
         "ints": ints,
-        "strs": "".join(strs).encode("utf-8"),
+        "strs": _newline_terminated(cells.filter(from_numpy(~cell_is_int))),
         "raw": b"".join(line + b"\n" for line in verbatim),
     }
     header = {
