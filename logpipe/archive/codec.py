@@ -67,8 +67,8 @@ def split_lines(chunk: bytes) -> tuple[list[bytes], bool]:
 _NON_WS = f"[^{RE2_WHITESPACE}]"
 _SMALL_GROUP = 16  # template groups up to this size are split in Python, not with kernels
 _KERNEL_THREADS = 2  # Arrow kernels release the GIL: this many run beside the Python work
-_MINE_CHUNKS = 4  # a segment is mined in this many chunks while the next are premasked...
-_MINE_CHUNK_LINES = 4096  # ...of at least this many lines (kernel calls have fixed costs)
+_MINE_CHUNKS = 16  # a segment is mined in this many chunks while the next are premasked...
+_MINE_CHUNK_LINES = 1024  # ...of at least this many lines (kernel calls have fixed costs)
 
 
 class _Templates:
@@ -130,25 +130,41 @@ class _Templates:
 
 def _mine(
     miner: TemplateMiner, content: pa.Array, pool: ThreadPoolExecutor
-) -> tuple[pa.Array, Future[pa.Array]]:
-    """Mine ``content`` in order, with the kernel work on ``pool``: the ids, and the layout.
+) -> tuple[pa.Array, pa.Array]:
+    """Mine ``content`` in order: the cluster id and whitespace layout of every line.
 
-    The miner is Python; the premask and the whitespace layout are Arrow kernels that
-    release the GIL. So the segment is premasked in chunks ahead of the miner, and the
-    layout (which needs no template) is computed behind them, while the miner works.
+    The miner is Python; the premask and the layout are Arrow kernels that release the
+    GIL, so they run on ``pool`` chunk by chunk ahead of the miner.
     """
     n = len(content)
     step = max(_MINE_CHUNK_LINES, -(-n // _MINE_CHUNKS))
     chunks = [content.slice(start, step) for start in range(0, n, step)]
-    masked = [pool.submit(miner.premasked, chunk) for chunk in chunks]
-    layout = pool.submit(_line_shapes, content)
-    ids = [miner.add_batch(c, premasked=m.result()) for c, m in zip(chunks, masked, strict=True)]
+    prepared = [pool.submit(_prepare_chunk, miner, chunk) for chunk in chunks]
+    ids: list[pa.Array] = []
+    shapes: list[pa.Array] = []
+    for chunk, job in zip(chunks, prepared, strict=True):
+        masked, shape = job.result()
+        ids.append(miner.add_batch(chunk, premasked=masked))
+        shapes.append(shape)
+    layout = pc.dictionary_encode(pa.concat_arrays(shapes))
     return (ids[0] if len(ids) == 1 else pa.concat_arrays(ids)), layout
 
 
+def _prepare_chunk(miner: TemplateMiner, chunk: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The miner's premask of ``chunk`` and each line's whitespace layout (kernels only).
+
+    The premask only rewrites numbers inside tokens, so a line's layout is its premasked
+    form's (a property test holds us to it), and only the distinct premasked forms, far
+    fewer than the lines, need the layout pass.
+    """
+    masked = miner.premasked(chunk)
+    distinct = pc.dictionary_encode(masked)
+    return masked, _line_shapes(distinct.dictionary).take(distinct.indices)
+
+
 def _line_shapes(content: pa.Array) -> pa.Array:
-    """Each line with its non-whitespace runs replaced by ``\x01`` (dictionary-encoded)."""
-    return pc.dictionary_encode(pc.replace_substring_regex(content, f"{_NON_WS}+", "\x01"))
+    """Each line with its non-whitespace runs replaced by ``\x01``."""
+    return pc.replace_substring_regex(content, f"{_NON_WS}+", "\x01")
 
 
 def _split_by_template(
@@ -158,55 +174,124 @@ def _split_by_template(
     found_: _Templates,
     layout: pa.Array,
     *,
+    texts: list[str],
     pool: ThreadPoolExecutor,
 ) -> None:
-    """Split every line into pieces and values, vectorised.
+    """Split every line into pieces and values.
 
     Lines are grouped by template *and* by their whitespace layout (one pass that keeps
-    only the whitespace runs), so each group is matched by one RE2 pattern that captures
-    only the values; its pieces are known from the layout. The patterns run on ``pool``
-    (the kernels release the GIL) while small groups go line by line in Python here, where
-    the kernels' fixed costs would dominate. Lines that fit no pattern exactly stay
-    verbatim.
+    only the whitespace runs), so a group shares its pieces and only the values differ.
+    Big groups are matched by one RE2 pattern each on ``pool`` (the kernels release the
+    GIL); meanwhile small groups are split token by token in Python here, where a kernel's
+    fixed cost would dominate. ``texts`` are the lines of ``content`` as Python strings.
+    Lines that fit no pattern exactly stay verbatim.
     """
     tpl = pc.dictionary_encode(templates)
-    texts = tpl.dictionary.to_pylist()
+    template_texts = tpl.dictionary.to_pylist()
     shapes = layout.dictionary.to_pylist()
     key = tpl.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(shapes) + (
         layout.indices.to_numpy(zero_copy_only=False)
     )
     order = np.argsort(key, kind="stable")
     bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True]).tolist()
-    groups = []
+    small: list[tuple[np.ndarray, str, tuple[str, ...] | None]] = []
+    big: list[tuple[np.ndarray, str, tuple[str, ...], Future[_Matched | None]]] = []
     for a, b in itertools.pairwise(bounds):
         members = order[a:b]
         group_key = int(key[members[0]])
-        template = texts[group_key // len(shapes)]
-        job = None
-        if b - a > _SMALL_GROUP:
-            compiled = _layout_pattern(template, shapes[group_key % len(shapes)])
-            if compiled is None:
-                continue
+        template = template_texts[group_key // len(shapes)]
+        compiled = _layout_pattern(template, shapes[group_key % len(shapes)])
+        if compiled is None:  # the layout and the template disagree (never seen)
+            small.append((members, template, None))
+        elif b - a > _SMALL_GROUP:
             job = pool.submit(_match_group, content, members, compiled)
-        groups.append((members, template, job))
-    for members, template, job in groups:  # small groups first: the kernels run meanwhile
-        if job is None:
-            for m in members.tolist():
-                text = content[m].as_py()
-                split = split_exact(template, text)
-                if split is None or render_exact(*split) != text:
-                    continue
-                found_.add(split[0], split[1], int(line_no[m]))
-    for members, _, job in groups:
-        matched = job.result() if job is not None else None
-        if matched is not None:
-            pieces, kept, columns = matched
-            found_.add_many(pieces, line_no[members[kept]], columns)
+            big.append((members, template, compiled[1], job))
+        else:
+            small.append((members, template, compiled[1]))
+    for members, template, pieces in small:  # while the kernels run
+        _split_lines(template, pieces, members, texts=texts, line_no=line_no, found_=found_)
+    for members, template, pieces, job in big:
+        matched = job.result()
+        if matched is None:
+            _split_lines(template, pieces, members, texts=texts, line_no=line_no, found_=found_)
+            continue
+        _, kept, columns = matched
+        found_.add_many(pieces, line_no[members[kept]], columns)
+        if not kept.all():  # never seen: the pattern and the token split agree
+            _split_lines(
+                template, pieces, members[~kept], texts=texts, line_no=line_no, found_=found_
+            )
+
+
+def _split_lines(
+    template: str,
+    pieces: tuple[str, ...] | None,
+    members: np.ndarray,
+    *,
+    texts: list[str],
+    line_no: np.ndarray,
+    found_: _Templates,
+) -> None:
+    """Split the ``members`` lines one by one in Python (see :func:`_split_line`)."""
+    for m in members.tolist():
+        split = _split_line(template, pieces, texts[m])
+        if split is not None:
+            found_.add(split[0], split[1], int(line_no[m]))
+
+
+def _split_line(
+    template: str, pieces: tuple[str, ...] | None, line: str
+) -> tuple[tuple[str, ...], list[str]] | None:
+    """``line`` as pieces and values when it fits ``template`` exactly, else None.
+
+    With the group's ``pieces`` known (the line's whitespace layout is the group's), only
+    the tokens are looked at: literal tokens must match, and each variable is the shortest
+    text before the next literal of its token, as the RE2 pattern's lazy groups pick it.
+    """
+    if pieces is None:
+        split = split_exact(template, line)
+        return split if split is not None and render_exact(*split) == line else None
+    plan, fmt = _token_plan(template, pieces)
+    tokens = line.split()
+    if len(tokens) != len(plan):
+        return None
+    values: list[str] = []
+    for parts, token in zip(plan, tokens, strict=True):
+        if len(parts) == 1:
+            if token != parts[0]:
+                return None
+            continue
+        head, tail = parts[0], parts[-1]
+        if len(token) < len(head) + len(tail) or not (
+            token.startswith(head) and token.endswith(tail)
+        ):
+            return None
+        middle = token[len(head) : len(token) - len(tail)]
+        pos = 0
+        for literal in parts[1:-1]:
+            found = middle.find(literal, pos)
+            if found < 0:
+                return None
+            values.append(middle[pos:found])
+            pos = found + len(literal)
+        values.append(middle[pos:])
+    return (pieces, values) if fmt.format(*values) == line else None
+
+
+@lru_cache(maxsize=16384)
+def _token_plan(template: str, pieces: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], ...], str]:
+    """Each template token cut at its variables, and a format string of the pieces."""
+    plan = tuple(tuple(token.split(VAR)) for token in template.split())
+    fmt = "{}".join(piece.replace("{", "{{").replace("}", "}}") for piece in pieces)
+    return plan, fmt
+
+
+_Matched = tuple[tuple[str, ...], np.ndarray, list[pa.Array]]  # pieces, rows kept, columns
 
 
 def _match_group(
     content: pa.Array, members: np.ndarray, compiled: tuple[str, tuple[str, ...], int]
-) -> tuple[tuple[str, ...], np.ndarray, list[pa.Array]] | None:
+) -> _Matched | None:
     """The lines of one group that its pattern matches, and their value columns (kernels)."""
     pattern, pieces, n_var = compiled
     try:
@@ -225,31 +310,27 @@ def _layout_pattern(template: str, shape: str) -> tuple[str, tuple[str, ...], in
     """Pattern, pieces and value count for lines of ``template`` spaced like ``shape``.
 
     ``shape`` is the line with every non-whitespace run replaced by ``\x01``: the runs of
-    whitespace around and between its tokens.
+    whitespace around and between its tokens. Each value is a lazy ``.*?``: the layout
+    pins the whitespace, so no character class is needed (a class costs RE2 more).
     """
     spaces = shape.split("\x01")
     tokens = template.split()
     if len(spaces) != len(tokens) + 1:
         return None
-    if not tokens:
-        return "(?s)^" + re.escape(shape) + "$", (shape,), 0
-    parts = ["(?s)^", re.escape(spaces[0])]
     pieces = [spaces[0]]
-    n_var = 0
     for i, token in enumerate(tokens):
         if i:
-            parts.append(re.escape(spaces[i]))
             pieces[-1] += spaces[i]
-        for k, literal in enumerate(token.split(VAR)):
-            if k:
-                parts.append(f"(?P<v{n_var}>.*?)")  # the layout pins the spaces: no class needed
-                pieces.append("")
-                n_var += 1
-            parts.append(re.escape(literal))
-            pieces[-1] += literal
-    parts.append(re.escape(spaces[-1]) + "$")
+        literals = token.split(VAR)
+        pieces[-1] += literals[0]
+        pieces.extend(literals[1:])
     pieces[-1] += spaces[-1]
-    return "".join(parts), tuple(pieces), n_var
+    parts = ["(?s)^", re.escape(pieces[0])]
+    for k, piece in enumerate(pieces[1:]):
+        parts.append(f"(?P<v{k}>.*?)")
+        parts.append(re.escape(piece))
+    parts.append("$")
+    return "".join(parts), tuple(pieces), len(pieces) - 1
 
 
 _MAX_DIGITS = 18  # every integer of up to 18 digits fits an int64, and so do their differences
@@ -384,26 +465,27 @@ def encode_segment(
     it is returned; a caller that verifies on its own (concurrently) passes False.
     """
     n = len(lines)
-    texts: list[str | None] = []
-    for raw in lines:
+    valid_idx: list[int] = []  # the lines that are UTF-8 text (the rest stays verbatim)
+    valid_texts: list[str] = []
+    for i, raw in enumerate(lines):
         try:
-            texts.append(raw.decode("utf-8"))
+            valid_texts.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            texts.append(None)
-    valid_idx = [i for i, t in enumerate(texts) if t is not None]
-    content = pa.array([texts[i] for i in valid_idx], pa.string())
+            continue
+        valid_idx.append(i)
+    content = pa.array(valid_texts, pa.string())
     found = _Templates(n)
     if valid_idx:
         with ThreadPoolExecutor(max_workers=_KERNEL_THREADS) as pool:
-            ids, shapes = _mine(miner, content, pool)
+            ids, layout = _mine(miner, content, pool)
             templates = miner.cluster_templates(ids)
-            layout = shapes.result()
             _split_by_template(
                 pc.fill_null(templates, ""),
                 content,
                 np.asarray(valid_idx),
                 found,
                 layout,
+                texts=valid_texts,
                 pool=pool,
             )
     cells, starts = found.columns()

@@ -50,3 +50,34 @@ def test_grep_finds_exactly_the_lines_that_contain_the_pattern(
     got = grep_segment(segment.header, segment.streams, pattern)
     needle = pattern.encode()
     assert got == [(i, line) for i, line in enumerate(lines) if needle in line]
+
+
+_TOKENS = st.sampled_from(["a", "b", "<*>", "x=<*>", "<*>:<*>", "(<*>)", "<*>,", "a<*>b", "<*><*>"])
+
+
+@given(
+    st.lists(_TOKENS, min_size=1, max_size=5),
+    st.text(alphabet="ab x=:(),1\t", max_size=24),
+)
+@settings(max_examples=1000, deadline=None)
+def test_token_split_agrees_with_the_regex_split(tokens: list[str], line: str) -> None:
+    """The Python splitter of small groups and the RE2 pattern of big ones split alike."""
+    import pyarrow as pa
+
+    from logpipe.archive.codec import _layout_pattern, _line_shapes, _split_line
+    from logpipe.parsing.params import render_exact, split_exact
+
+    template = " ".join(tokens)
+    shape = _line_shapes(pa.array([line])).to_pylist()[0]
+    compiled = _layout_pattern(template, shape)
+    if compiled is None:
+        return
+    split = _split_line(template, compiled[1], line)
+    reference = split_exact(template, line)
+    if split is None:
+        assert reference is None or render_exact(*reference) != line
+        return
+    assert render_exact(*split) == line
+    assert reference is not None and list(reference[1]) == split[1]
+    found = pa.compute.extract_regex(pa.array([line]), pattern=compiled[0])[0].as_py()
+    assert found is not None and list(found.values()) == split[1]

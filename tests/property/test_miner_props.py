@@ -111,11 +111,15 @@ _WORDS = st.sampled_from(
 def test_premask_never_changes_what_masking_sees(parts: list[tuple[str, str]]) -> None:
     import pyarrow as pa
 
+    from logpipe.archive.codec import _line_shapes
     from logpipe.parsing.masking import mask_content, premask
 
     text = "".join(w + sep for w, sep in parts)
     pre = premask(pa.array([text])).to_pylist()[0]
     assert mask_content(pre) == mask_content(text)
+    # the archive groups lines by the whitespace layout of their premasked form
+    layout_pre, layout_text = _line_shapes(pa.array([pre, text])).to_pylist()
+    assert layout_pre == layout_text
 
 
 _TEMPLATE_TOKENS = st.lists(

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from logpipe.archive.codec import encode_segment, split_lines
 from logpipe.archive.segment import decode_segment
 from logpipe.parsing import TemplateMiner
@@ -45,3 +47,12 @@ def test_templates_keep_the_lines_own_whitespace() -> None:
 def test_invalid_utf8_and_misfits_are_verbatim() -> None:
     header = _round_trip(b"ok 1\nok 2\n\xff\xfe broken\n")
     assert header["verbatim"] == 1
+
+
+def test_lines_a_group_pattern_misses_are_split_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    from logpipe.archive import codec
+
+    monkeypatch.setattr(codec, "_match_group", lambda *args: None)
+    data = b"".join(f"job {i} finished in {i % 7} s\n".encode() for i in range(100))
+    header = _round_trip(data)
+    assert header["verbatim"] == 0 and header["templates"] == 1
