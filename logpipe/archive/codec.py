@@ -67,8 +67,8 @@ def split_lines(chunk: bytes) -> tuple[list[bytes], bool]:
 _NON_WS = f"[^{RE2_WHITESPACE}]"
 _SMALL_GROUP = 16  # template groups up to this size are split in Python, not with kernels
 _KERNEL_THREADS = 2  # Arrow kernels release the GIL: this many run beside the Python work
-_MINE_CHUNKS = 16  # a segment is mined in this many chunks while the next are premasked...
-_MINE_CHUNK_LINES = 1024  # ...of at least this many lines (kernel calls have fixed costs)
+_FIRST_CHUNK_LINES = 1024  # a segment is mined in chunks while the next are premasked...
+_MAX_CHUNK_LINES = 8192  # ...growing to this size (a kernel call has a fixed cost)
 
 
 class _Templates:
@@ -136,9 +136,12 @@ def _mine(
     The miner is Python; the premask and the layout are Arrow kernels that release the
     GIL, so they run on ``pool`` chunk by chunk ahead of the miner.
     """
-    n = len(content)
-    step = max(_MINE_CHUNK_LINES, -(-n // _MINE_CHUNKS))
-    chunks = [content.slice(start, step) for start in range(0, n, step)]
+    chunks = []
+    start, step = 0, _FIRST_CHUNK_LINES
+    while start < len(content):  # growing chunks: the miner starts early, kernels stay big
+        chunks.append(content.slice(start, step))
+        start += step
+        step = min(2 * step, _MAX_CHUNK_LINES)
     prepared = [pool.submit(_prepare_chunk, miner, chunk) for chunk in chunks]
     ids: list[pa.Array] = []
     shapes: list[pa.Array] = []
