@@ -160,9 +160,8 @@ def _prepare_chunk(miner: TemplateMiner, chunk: pa.Array) -> tuple[pa.Array, pa.
     form's (a property test holds us to it), and only the distinct premasked forms, far
     fewer than the lines, need the layout pass.
     """
-    masked = miner.premasked(chunk)
-    distinct = pc.dictionary_encode(masked)
-    return masked, _line_shapes(distinct.dictionary).take(distinct.indices)
+    distinct = pc.dictionary_encode(miner.premasked(chunk))
+    return distinct, _line_shapes(distinct.dictionary).take(distinct.indices)
 
 
 def _line_shapes(content: pa.Array) -> pa.Array:
@@ -508,7 +507,9 @@ def encode_segment(
     line_bytes = int(_spans(np.zeros(1, np.int64), np.full(1, len(dictionary)))[0])
     verbatim = [lines[i] for i in range(n) if line_tpl[i] == 0]
     streams = {
-        "dict": json.dumps({"templates": dictionary}, ensure_ascii=False).encode("utf-8"),
+        "dict": json.dumps(
+            {"templates": dictionary}, ensure_ascii=False, separators=(",", ":")
+        ).encode("utf-8"),
         "lines": _planes(line_tpl, line_bytes, signed=False),
         "ints": ints,
         "strs": _newline_terminated(cells.filter(from_numpy(~cell_is_int))),
@@ -541,7 +542,7 @@ def segment_is_exact(
 
 def verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> EncodedSegment:
     streams = {
-        "dict": b'{"templates": []}',
+        "dict": b'{"templates":[]}',
         "lines": bytes(len(lines)),
         "ints": b"",
         "strs": b"",

@@ -245,6 +245,9 @@ class TemplateMiner:
     def add_batch(self, contents: pa.Array, *, premasked: pa.Array | None = None) -> pa.Array:
         """Mine an Arrow string array in order; return an int64 array of cluster ids.
 
+        ``premasked`` (optional) is :meth:`premasked` of ``contents``, plain or
+        dictionary-encoded.
+
         Why it is faster than :meth:`add_many`: identical messages always land in the same
         cluster and never change its template, so each distinct message of the batch is
         mined once (in order of first appearance, as online mining would see them) and the
@@ -253,7 +256,8 @@ class TemplateMiner:
         if len(contents) == 0:
             return pa.array([], pa.int64())
         masked = self.premasked(contents) if premasked is None else premasked
-        encoded = pc.dictionary_encode(masked)
+        # a caller that already dictionary-encoded the keys saves doing it twice
+        encoded = masked if isinstance(masked, pa.DictionaryArray) else pc.dictionary_encode(masked)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
         uniques = encoded.dictionary.to_pylist()
