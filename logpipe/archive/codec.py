@@ -410,8 +410,9 @@ def _encode_ints(numbers: np.ndarray, lengths: np.ndarray) -> tuple[list[str], b
     """The stored form of every integer column (``MODE WIDTH : BASE``) and its bytes.
 
     A column is kept either as its values minus a base (``v``) or as differences from the
-    previous value (``d``: counters, times, offsets), whichever needs fewer bytes per
-    number; on a tie, the one with the smaller magnitudes. The base is 0 unless a nonzero
+    previous value (``d``: counters, times, offsets; ``z`` when some are negative, zigzag
+    mapped), whichever needs fewer bytes per number; on a tie, the one with the smaller
+    magnitudes. The base is 0 unless a nonzero
     one saves bytes: for ``v`` it centres the column's range on zero (a span of 65,535 fits
     two bytes), for ``d`` it is the first value. Vectorised over all columns at once: a
     segment can hold thousands of small columns. ``numbers`` holds the columns one after
@@ -438,13 +439,18 @@ def _encode_ints(numbers: np.ndarray, lengths: np.ndarray) -> tuple[list[str], b
     mag_d = np.add.reduceat(np.abs(deltas), starts)
     mag_v = np.add.reduceat(np.abs(values), starts)
     use_delta = (width_d < width_v) | ((width_d == width_v) & (mag_d < mag_v))
+    # differences of both signs: zigzag (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) keeps the
+    # high planes of small differences zero instead of 0xff for every negative one
+    zigzag = (deltas << 1) ^ (deltas >> 63)
+    width_z = _widths(np.zeros_like(starts), np.maximum.reduceat(zigzag, starts))
+    # even when that takes a wider type: a plane of 0s and 1s costs zstd less than 0xffs
+    use_zigzag = use_delta & (np.minimum.reduceat(deltas, starts) < 0)
+    deltas = np.where(use_zigzag[per_value], zigzag, deltas)
     stored = np.where(use_delta[per_value], deltas, values)
-    width = np.where(use_delta, width_d, width_v)
+    width = np.where(use_zigzag, width_z, np.where(use_delta, width_d, width_v))
     base = np.where(use_delta, base_d, base_v)
-    encodings = [
-        f"{'d' if d else 'v'}{w}:{b}"
-        for d, w, b in zip(use_delta.tolist(), width.tolist(), base.tolist(), strict=True)
-    ]
+    mode = np.where(use_zigzag, "z", np.where(use_delta, "d", "v")).tolist()
+    encodings = [f"{m}{w}:{b}" for m, w, b in zip(mode, width.tolist(), base.tolist(), strict=True)]
     # byte k of value j of column c goes to out_start[c] + k * len(c) + j
     sizes = lengths * width
     out_start = np.concatenate(([0], np.cumsum(sizes)[:-1]))

@@ -64,12 +64,14 @@ def int_typecode(width: int, *, signed: bool) -> str:
 
 
 @lru_cache(maxsize=4096)  # a segment repeats a few types (``int:d1:0``) thousands of times
-def parse_int_type(kind: str) -> tuple[int, bool, int, int]:
-    """``(pad, delta, width, base)`` of an integer column type, e.g. ``int:d2:1700000000``.
+def parse_int_type(kind: str) -> tuple[int, str, int, int]:
+    """``(pad, mode, width, base)`` of an integer column type, e.g. ``int:d2:1700000000``.
 
-    ``pad`` is 0 for plain decimals, else the zero-padded digit count; ``delta`` says the
-    stored numbers are differences from the previous value (the first is the base), else
-    each value is its stored number plus the base; ``width`` is bytes per stored number.
+    ``pad`` is 0 for plain decimals, else the zero-padded digit count. ``mode`` ``v``: each
+    value is its stored number plus the base; ``d``: the stored numbers are differences from
+    the previous value (the first value is the base plus the first number); ``z``: as ``d``,
+    each difference zigzag-mapped (0, 1, 2, 3, 4 -> 0, -1, 1, -2, 2). ``width`` is bytes per
+    stored number.
     """
     head, enc, base = [*kind.split(":"), "", ""][:3]
     try:
@@ -79,14 +81,14 @@ def parse_int_type(kind: str) -> tuple[int, bool, int, int]:
             pad = int(head[3:])
         else:
             raise ValueError
-        if enc[:1] not in ("d", "v") or kind.count(":") != 2:
+        if enc[:1] not in ("d", "v", "z") or kind.count(":") != 2:
             raise ValueError
         width = int(enc[1:])
         offset = int(base)
     except ValueError:
         raise SegmentError(f"unknown column type {kind!r}") from None
     int_typecode(width, signed=True)
-    return pad, enc[0] == "d", width, offset
+    return pad, enc[0], width, offset
 
 
 def unpack_planes(data: bytes, pos: int, count: int, width: int, *, signed: bool) -> list[int]:
@@ -183,9 +185,11 @@ class SegmentLayout:
                 out.append(self._all_strs()[str_pos : str_pos + m])
                 str_pos += m
                 continue
-            _, delta, width, base = parse_int_type(kind)
+            _, mode, width, base = parse_int_type(kind)
             numbers = unpack_planes(self.streams["ints"], int_pos, m, width, signed=True)
-            if delta and numbers:
+            if mode == "z":
+                numbers = [(n >> 1) ^ -(n & 1) for n in numbers]
+            if mode != "v" and numbers:
                 numbers[0] += base
                 numbers = list(accumulate(numbers))
             elif base:

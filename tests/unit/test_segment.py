@@ -49,8 +49,9 @@ def test_short_plane_stream_is_an_error() -> None:
 
 
 def test_column_types_are_parsed_strictly() -> None:
-    assert parse_int_type("int:d2:17") == (0, True, 2, 17)
-    assert parse_int_type("pad6:v8:-3") == (6, False, 8, -3)
+    assert parse_int_type("int:d2:17") == (0, "d", 2, 17)
+    assert parse_int_type("pad6:v8:-3") == (6, "v", 8, -3)
+    assert parse_int_type("int:z1:0") == (0, "z", 1, 0)
     for bad in ("int", "int:d2", "int:x2:0", "int:d3:0", "float:d2:0", "pad:v1:0", "padx:d1:0",
                 "int:d1:0:0", "int:d1:x"):  # fmt: skip
         with pytest.raises(SegmentError):
@@ -70,14 +71,14 @@ def test_braces_in_literal_text_render_verbatim() -> None:
     assert header["verbatim"] == 0
 
 
-def test_big_numbers_and_falling_columns_pick_wider_types() -> None:
+def test_big_numbers_falling_and_scattered_columns_pick_their_types() -> None:
     data = b"".join(
         f"t={10**17 + 7 * i} left={10**6 - i * 999} pid={(i * 7919) % 65536:05d}\n".encode()
         for i in range(300)
     )
     header, streams = _segment(data)
     types = json.loads(streams["dict"])["templates"][0]["types"]
-    assert types == [f"int:d1:{10**17}", f"int:d2:{10**6}", "pad5:v2:32768"]
+    assert types == [f"int:d1:{10**17}", f"int:z2:{10**6}", "pad5:v2:32768"]
     assert header["verbatim"] == 0
 
 
