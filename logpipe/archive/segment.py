@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
@@ -213,6 +214,10 @@ class SegmentLayout:
         """The verbatim lines, bytes mapped to text with ``surrogateescape`` (reversible)."""
         return self.streams["raw"].decode("utf-8", "surrogateescape").split("\n")[: self.counts[0]]
 
+    def str_starts(self) -> list[int]:
+        """Index (into the ``strs`` values) of each template's first string value."""
+        return self._str_at
+
     def line_numbers(self) -> dict[int, list[int]]:
         """For each template (0 = verbatim), its lines' 0-based numbers, ascending."""
         where: dict[int, list[int]] = {}
@@ -246,24 +251,35 @@ def grep_segment(
     Only what can match is turned back into text: a template whose literal pieces overlap
     the pattern (or whose values are adjacent, or whose integer columns could hold an
     all-digit pattern) is rendered whole; otherwise only the lines whose string values
-    contain the pattern are rendered. Verbatim lines are searched as bytes.
+    contain the pattern, found by searching the whole ``strs`` stream as bytes, are
+    rendered. Verbatim lines are searched as bytes.
     """
+    if "\n" in pattern:
+        return []  # lines never hold a newline
     layout = SegmentLayout(header, streams)
+    needle = pattern.encode("utf-8", "surrogateescape")
+    whole: set[int] = set()  # templates rendered whole (0 = the verbatim lines)
+    if layout.counts[0] and needle in layout.streams["raw"]:
+        whole.add(0)
+    for t, entry in enumerate(layout.templates, start=1):
+        if layout.counts[t] and _literal_may_match(pattern, entry):
+            whole.add(t)
+    some: dict[int, set[int]] = {}  # template -> rows with a string value holding the needle
+    for t, row in _string_hits(layout, needle):
+        if t not in whole:
+            some.setdefault(t, set()).add(row)
+    if not whole and not some:
+        return []
+    where = layout.line_numbers()
     found: list[tuple[int, bytes]] = []
-    where: dict[int, list[int]] | None = None
-    for t in _candidate_templates(layout, pattern):
-        if where is None:
-            where = layout.line_numbers()
-        numbers = where.get(t, [])
-        if t == 0:
-            lines = layout.raw_lines()
-            rows: Iterator[int] | Sequence[int] = range(len(lines))
-        elif _literal_may_match(pattern, layout.templates[t - 1]):
-            lines = layout.render(t)
-            rows = range(len(lines))
+    for t in sorted(whole | some.keys()):
+        if t in whole:
+            lines = layout.raw_lines() if t == 0 else layout.render(t)
+            rows: Sequence[int] = range(len(lines))
         else:
-            rows = _rows_with_value(layout, t, pattern)
+            rows = sorted(some[t])
             lines = layout.render(t, rows)
+        numbers = where[t]
         for row, line in zip(rows, lines, strict=True):
             if pattern in line:
                 found.append((numbers[row], line.encode("utf-8", "surrogateescape")))
@@ -271,22 +287,28 @@ def grep_segment(
     return found
 
 
-def _candidate_templates(layout: SegmentLayout, pattern: str) -> Iterator[int]:
-    """Templates (0 = verbatim lines) that may hold a line containing ``pattern``."""
-    if layout.counts[0] and pattern.encode("utf-8", "surrogateescape") in layout.streams["raw"]:
-        yield 0
-    for t in range(1, len(layout.templates) + 1):
-        if layout.counts[t]:
-            yield t
+def _string_hits(layout: SegmentLayout, needle: bytes) -> Iterator[tuple[int, int]]:
+    """(template, row) of every string value that contains ``needle`` (no newline in it).
 
-
-def _rows_with_value(layout: SegmentLayout, t: int, pattern: str) -> list[int]:
-    """Rows of template ``t`` with a string value that contains ``pattern``."""
-    rows: set[int] = set()
-    for kind, column in zip(layout.templates[t - 1]["types"], layout.columns(t), strict=True):
-        if kind == "str":
-            rows.update(i for i, value in enumerate(column) if pattern in value)
-    return sorted(rows)
+    The ``strs`` stream is searched as one byte string (a C-speed scan); a hit's value is
+    found by counting the newlines before it, and its template and row from where each
+    template's values start.
+    """
+    data = layout.streams["strs"]
+    starts = layout.str_starts()
+    pos = data.find(needle)
+    value = 0
+    counted = 0  # newlines before ``counted`` are in ``value``
+    while pos >= 0:
+        value += data.count(b"\n", counted, pos)
+        t = bisect_right(starts, value)  # 1-based: starts[t - 1] <= value < starts[t]
+        yield t, (value - starts[t - 1]) % layout.counts[t]
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return
+        value += 1
+        counted = end + 1
+        pos = data.find(needle, counted)
 
 
 def _literal_may_match(pattern: str, entry: dict[str, Any]) -> bool:
@@ -297,8 +319,15 @@ def _literal_may_match(pattern: str, entry: dict[str, Any]) -> bool:
             continue
         if pattern in piece or piece in pattern:
             return True
-        for k in range(1, min(len(piece), len(pattern))):
-            if piece.endswith(pattern[:k]) or piece.startswith(pattern[-k:]):
+        overlap = min(len(piece), len(pattern))
+        # quick rejects: an overlap must end with the piece's last character (or start with
+        # its first), so that character has to occur in the pattern's matching part
+        tail_may = piece[-1] in pattern[: overlap - 1]
+        head_may = piece[0] in pattern[len(pattern) - overlap + 1 :]
+        for k in range(1, overlap if tail_may or head_may else 1):
+            if (tail_may and piece.endswith(pattern[:k])) or (
+                head_may and piece.startswith(pattern[-k:])
+            ):
                 return True
     if any(not p for p in pieces[1:-1]):
         return True  # adjacent values: the pattern may span two of them

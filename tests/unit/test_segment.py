@@ -137,3 +137,27 @@ def test_read_commands_import_neither_numpy_nor_pyarrow(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr.endswith("[]"), done.stderr
     assert SEGMENT_FORMAT == 2
+
+
+def _overlaps(pattern: str, pieces: list[str]) -> bool:
+    """Reference: some piece holds, lies in, or overlaps an end of the pattern."""
+    for piece in filter(None, pieces):
+        if pattern in piece or piece in pattern:
+            return True
+        for k in range(1, min(len(piece), len(pattern))):
+            if piece.endswith(pattern[:k]) or piece.startswith(pattern[-k:]):
+                return True
+    return False
+
+
+@given(
+    st.text("abc", min_size=1, max_size=6),
+    st.lists(st.text("abcd", max_size=6), min_size=1, max_size=4),
+)
+@settings(max_examples=1000, deadline=None)
+def test_literal_prefilter_never_misses(pattern: str, pieces: list[str]) -> None:
+    from logpipe.archive.segment import _literal_may_match
+
+    entry = {"pieces": pieces, "types": ["str"] * (len(pieces) - 1)}
+    expected = _overlaps(pattern, pieces) or any(not p for p in pieces[1:-1])
+    assert _literal_may_match(pattern, entry) == expected
