@@ -423,10 +423,15 @@ class TemplateMiner:
         Unlike :meth:`line_templates`, word slots are not filled in: the archive stores
         their words as a value column, which costs less than one template per word.
         """
-        return self._generic(cluster_ids)[0]
+        return self._generic(cluster_ids, word_slots=False)[0]
 
-    def _generic(self, cluster_ids: pa.Array) -> tuple[pa.Array, pa.Array, list[int]]:
-        """Per line: the cluster's template and event id; and the clusters with word slots."""
+    def _generic(
+        self, cluster_ids: pa.Array, *, word_slots: bool = True
+    ) -> tuple[pa.Array, pa.Array, list[int]]:
+        """Per line: the cluster's template and event id; and the clusters with word slots.
+
+        Finding the word slots costs a post-processing pass per slot: skip it unless asked.
+        """
         ids_np = cluster_ids.to_numpy(zero_copy_only=False)
         uniq = sorted(pc.unique(cluster_ids).to_pylist())  # np.unique would import numpy.ma
         generic: list[str | None] = []
@@ -436,7 +441,7 @@ class TemplateMiner:
             cluster = self._clusters.get(int(cid))
             generic.append(cluster.template() if cluster is not None else None)
             eids.append(f"E{cid}" if cluster is not None else None)
-            if cluster is not None and cluster.slots and self._enum_slots(cluster):
+            if word_slots and cluster is not None and cluster.slots and self._enum_slots(cluster):
                 split.append(int(cid))
         pos = from_numpy(np.searchsorted(np.array(uniq, dtype=np.int64), ids_np))
         templates = pa.array(generic, pa.string()).take(pos)
