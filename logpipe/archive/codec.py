@@ -36,7 +36,7 @@ from logpipe.archive.segment import SEGMENT_FORMAT, decode_segment
 from logpipe.arrowutil import from_numpy
 from logpipe.parsing import TemplateMiner
 from logpipe.parsing.masking import RE2_WHITESPACE, VAR
-from logpipe.parsing.params import render_exact, split_exact
+from logpipe.parsing.params import render_exact, split_exact, token_values
 
 __all__ = [
     "EncodedSegment",
@@ -263,20 +263,10 @@ def _split_line(
             if token != parts[0]:
                 return None
             continue
-        head, tail = parts[0], parts[-1]
-        if len(token) < len(head) + len(tail) or not (
-            token.startswith(head) and token.endswith(tail)
-        ):
+        found = token_values(parts, token)
+        if found is None:
             return None
-        middle = token[len(head) : len(token) - len(tail)]
-        pos = 0
-        for literal in parts[1:-1]:
-            found = middle.find(literal, pos)
-            if found < 0:
-                return None
-            values.append(middle[pos:found])
-            pos = found + len(literal)
-        values.append(middle[pos:])
+        values.extend(found)
     return (pieces, values) if fmt.format(*values) == line else None
 
 

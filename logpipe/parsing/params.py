@@ -25,6 +25,7 @@ __all__ = [
     "render_exact",
     "split_exact",
     "template_regex",
+    "token_values",
 ]
 
 _WS = re.compile(r"\s+")
@@ -81,27 +82,39 @@ def _split_with_plan(
                 return None
             pieces[-1] += tok
         else:
-            head, tail = literal[0], literal[-1]
-            if len(tok) < len(head) + len(tail) or not (
-                tok.startswith(head) and tok.endswith(tail)
-            ):
+            found = token_values(literal, tok)
+            if found is None:
                 return None
-            middle = tok[len(head) : len(tok) - len(tail)]
-            pieces[-1] += head
-            pos = 0
-            for lit in literal[1:-1]:
-                found = middle.find(lit, pos)
-                if found < 0:
-                    return None
-                values.append(middle[pos:found])
-                pieces.append(lit)
-                pos = found + len(lit)
-            values.append(middle[pos:])
-            pieces.append(tail)
+            values.extend(found)
+            pieces[-1] += literal[0]
+            pieces.extend(literal[1:])
         if i < last:
             pieces[-1] += seps[i]
     pieces[-1] += trail
     return tuple(pieces), values
+
+
+def token_values(parts: tuple[str, ...], token: str) -> list[str] | None:
+    """The values of ``token`` against a template token cut at its variables, or None.
+
+    ``parts`` are the token's literal texts around its (one or more) variables. Each value
+    is the shortest text before the next literal, which is what a lazy ``(.*?)`` regex
+    group picks when the tokens align.
+    """
+    head, tail = parts[0], parts[-1]
+    if len(token) < len(head) + len(tail) or not (token.startswith(head) and token.endswith(tail)):
+        return None
+    middle = token[len(head) : len(token) - len(tail)]
+    values = []
+    pos = 0
+    for literal in parts[1:-1]:
+        found = middle.find(literal, pos)
+        if found < 0:
+            return None
+        values.append(middle[pos:found])
+        pos = found + len(literal)
+    values.append(middle[pos:])
+    return values
 
 
 def split_exact(template: str, line: str) -> tuple[tuple[str, ...], list[str]] | None:
