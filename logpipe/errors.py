@@ -8,7 +8,10 @@ them into a clear message and exit code 1 (2 for usage errors) instead of a trac
     │   └── FormatSpecError   a log format string that cannot be compiled
     ├── InputError            an input that cannot be read (missing file, truncated gzip/zstd)
     ├── StateError            a saved parser state that is corrupt or from another version
-    └── EvaluationError       ground truth and parsed results that cannot be compared
+    ├── EvaluationError       ground truth and parsed results that cannot be compared
+    └── LogQLError            a query that cannot be run; names its line and column
+        ├── LogQLParseError   not LogQL at all (Loki's "parse error at line L, col C: ...")
+        └── LogQLValidationError  LogQL, but not a valid query (no matcher, unwrap missing)
 
 Messages name the file, line, byte offset or column, and say what to do about it.
 """
@@ -19,6 +22,9 @@ __all__ = [
     "EvaluationError",
     "FormatSpecError",
     "InputError",
+    "LogQLError",
+    "LogQLParseError",
+    "LogQLValidationError",
     "LogpipeError",
     "StateError",
     "UsageError",
@@ -65,3 +71,34 @@ class StateError(LogpipeError):
 
 class EvaluationError(LogpipeError):
     """Parsed output and ground truth that do not line up (different line counts, columns)."""
+
+
+class LogQLError(LogpipeError):
+    """A query that cannot be run. ``line`` and ``column`` are 1-based, as Loki reports them.
+
+    ``str(err)`` reads like Loki's: ``parse error at line 1, col 22: syntax error: unexpected
+    IDENTIFIER, expecting STRING``; ``detail`` is the part after the position.
+    """
+
+    exit_code = 2
+
+    def __init__(self, detail: str, *, query: str = "", pos: int = -1) -> None:
+        self.detail = detail
+        self.query = query
+        self.pos = pos
+        if pos >= 0:
+            before = query[:pos]
+            self.line = before.count("\n") + 1
+            self.column = pos - (before.rfind("\n") + 1) + 1
+            super().__init__(f"parse error at line {self.line}, col {self.column}: {detail}")
+        else:
+            self.line = self.column = 0
+            super().__init__(detail)
+
+
+class LogQLParseError(LogQLError):
+    """Text that is not LogQL (a syntax error, a bad string literal, a bad duration)."""
+
+
+class LogQLValidationError(LogQLError):
+    """Well-formed LogQL that Loki would still reject (no non-empty matcher, bad unwrap)."""

@@ -26,6 +26,10 @@ def test_wheel_puts_models_and_connectors_under_logpipe(tmp_path: Path) -> None:
     assert "logpipe/models/__init__.py" in names
     assert "logpipe/connectors/__init__.py" in names
     assert "logpipe/py.typed" in names
+    assert "logpipe/logql/logql.lark" in names  # the grammar is data, not code
+    # every package of the checkout ships (pyproject lists them one by one)
+    for init in sorted((REPO / "logpipe").rglob("__init__.py")):
+        assert init.relative_to(REPO).as_posix() in names, init
 
     target = tmp_path / "site"
     subprocess.run(
@@ -36,7 +40,8 @@ def test_wheel_puts_models_and_connectors_under_logpipe(tmp_path: Path) -> None:
     )  # fmt: skip
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import logpipe.models, logpipe.connectors, logpipe.parsing, logpipe.cli;"
+        "import logpipe.models, logpipe.connectors, logpipe.parsing, logpipe.cli, logpipe.logql;"
+        "logpipe.logql.parse('{app=\"x\"}');"
         "print(logpipe.models.__file__)"
     )
     done = subprocess.run(
