@@ -582,7 +582,8 @@ def segment_is_exact(
     if timestamps is None:
         return True
     decoded = read_timestamps(segment.header, segment.streams)
-    return decoded == np.asarray(timestamps, dtype=np.int64).tolist()
+    expected: list[int] = np.asarray(timestamps, dtype=np.int64).tolist()
+    return decoded == expected
 
 
 def verbatim_segment(
