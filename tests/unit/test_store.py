@@ -15,7 +15,7 @@ import pytest
 from logpipe.errors import LogpipeError, StoreError
 from logpipe.labels import LabelMatcher, MatchOp
 from logpipe.records import RAW_SCHEMA
-from logpipe.store import DEFAULT_TENANT, Store, validate_tenant
+from logpipe.store import DEFAULT_TENANT, Store, segfile, validate_tenant
 from logpipe.store import store as store_module
 from tests.conftest import REPO
 
@@ -185,7 +185,7 @@ def test_batch_of_records_schema(store: Store) -> None:
 
 def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     opened: list[str] = []
-    real = store_module.read_segment_file
+    real = segfile.read_segment_file
 
     def counting(file: object, name: str) -> object:
         opened.append(name)
@@ -195,7 +195,9 @@ def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return opened
 
 
-def test_only_candidate_segments_are_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_candidate_segments_are_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store(tmp_path, segment_bytes=1 << 20)
     for hour in range(4):
         for app in ("a", "b"):
