@@ -8,6 +8,7 @@ them into a clear message and exit code 1 (2 for usage errors) instead of a trac
     │   └── FormatSpecError   a log format string that cannot be compiled
     ├── InputError            an input that cannot be read (missing file, truncated gzip/zstd)
     ├── StateError            a saved parser state that is corrupt or from another version
+    ├── StoreError            log store: bad tenant, labels or offsets; a damaged segment
     ├── EvaluationError       ground truth and parsed results that cannot be compared
     └── LogQLError            a query that cannot be run; names its line and column
         ├── LogQLParseError   not LogQL at all (Loki's "parse error at line L, col C: ...")
@@ -27,6 +28,7 @@ __all__ = [
     "LogQLValidationError",
     "LogpipeError",
     "StateError",
+    "StoreError",
     "UsageError",
 ]
 
@@ -67,6 +69,36 @@ class InputError(LogpipeError):
 
 class StateError(LogpipeError):
     """A saved parser state that cannot be restored."""
+
+
+class StoreError(LogpipeError):
+    """A log store operation that cannot proceed (``logpipe/store/``).
+
+    The message names what it is about: ``tenant 'acme': stream {app="x"}: segment
+    streams/ab/....lpz: checksum mismatch in stream 'ts'``. ``tenant``, ``stream`` (the
+    label set's text form) and ``path`` (relative to the store root) carry the same facts
+    for programs, ``None`` when they do not apply.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tenant: str | None = None,
+        stream: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        where = []
+        if tenant is not None:
+            where.append(f"tenant {tenant!r}")
+        if stream is not None:
+            where.append(f"stream {stream}")
+        if path is not None:
+            where.append(f"segment {path}" if path.endswith(".lpz") else path)
+        super().__init__(": ".join([*where, message]))
+        self.tenant = tenant
+        self.stream = stream
+        self.path = path
 
 
 class EvaluationError(LogpipeError):

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpipe.archive.segment import SEGMENT_FORMAT, decode_segment
+from logpipe.archive.segment import SEGMENT_FORMAT, TS_STREAM, decode_segment, read_timestamps
 from logpipe.arrowutil import from_numpy
 from logpipe.parsing import TemplateMiner
 from logpipe.parsing.masking import RE2_WHITESPACE, VAR
@@ -41,6 +41,7 @@ from logpipe.parsing.params import render_exact, split_exact, token_values
 __all__ = [
     "EncodedSegment",
     "encode_segment",
+    "encode_timestamps",
     "segment_is_exact",
     "split_lines",
     "verbatim_segment",
@@ -454,14 +455,45 @@ def _encode_ints(numbers: np.ndarray, lengths: np.ndarray) -> tuple[list[str], b
     return encodings, out.tobytes()
 
 
+_TS_MIN = 0  # differences of timestamps in this range fit an int64, zigzagged too
+_TS_MAX = (1 << 62) - 1
+
+
+def encode_timestamps(timestamps: Sequence[int] | np.ndarray, n: int) -> tuple[str, bytes]:
+    """The ``ts_type`` and bytes of the ``ts`` stream: ``n`` int64 ns timestamps.
+
+    The stream is one integer column, so it is stored by the same machinery as the value
+    columns (:func:`_encode_ints`): values or (zigzag) differences as byte planes, whichever
+    is smaller. Sorted timestamps become small non-negative differences: a segment of lines
+    a few milliseconds apart needs 2-4 bytes a line before zstd, far less after.
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    if ts.shape != (n,):
+        raise ValueError(f"{len(ts)} timestamps for {n} lines")
+    if n and (int(ts.min()) < _TS_MIN or int(ts.max()) > _TS_MAX):
+        raise ValueError("timestamps must lie in 0 .. 2**62-1 ns since the epoch (1970 to 2116)")
+    if not n:
+        return "int:v1:0", b""
+    encodings, data = _encode_ints(ts, np.array([n], dtype=np.int64))
+    return f"int:{encodings[0]}", data
+
+
 def encode_segment(
-    lines: Sequence[bytes], ends_with_newline: bool, miner: TemplateMiner, *, verify: bool = True
+    lines: Sequence[bytes],
+    ends_with_newline: bool,
+    miner: TemplateMiner,
+    *,
+    verify: bool = True,
+    timestamps: Sequence[int] | np.ndarray | None = None,
 ) -> EncodedSegment:
     """Encode the raw lines of one segment (the miner keeps learning across segments).
 
     With ``verify`` (the default) the segment is decoded and compared with its input before
     it is returned; a caller that verifies on its own (concurrently) passes False.
+    ``timestamps`` (int64 ns, one per line) adds the ``ts`` stream; without them the segment
+    is exactly what it was before timestamps existed (``logpipe compress`` writes none).
     """
+    ts_part = None if timestamps is None else encode_timestamps(timestamps, len(lines))
     n = len(lines)
     valid_idx: list[int] = []  # the lines that are UTF-8 text (the rest stays verbatim)
     valid_texts: list[str] = []
@@ -519,24 +551,46 @@ def encode_segment(
         "ends_with_newline": ends_with_newline,
         "line_bytes": line_bytes,
     }
+    _add_timestamps(header, streams, ts_part)
     segment = EncodedSegment(header, streams)
-    if verify and not segment_is_exact(segment, lines, ends_with_newline):
+    if verify and not segment_is_exact(segment, lines, ends_with_newline, timestamps):
         # never expected; if it ever happens the segment is stored verbatim, not lost
-        return verbatim_segment(lines, ends_with_newline)
+        return verbatim_segment(lines, ends_with_newline, timestamps)
     return segment
 
 
+def _add_timestamps(
+    header: dict[str, Any], streams: dict[str, bytes], ts_part: tuple[str, bytes] | None
+) -> None:
+    if ts_part is not None:
+        header["ts_type"] = ts_part[0]
+        streams[TS_STREAM] = ts_part[1]
+
+
 def segment_is_exact(
-    segment: EncodedSegment, lines: Sequence[bytes], ends_with_newline: bool
+    segment: EncodedSegment,
+    lines: Sequence[bytes],
+    ends_with_newline: bool,
+    timestamps: Sequence[int] | np.ndarray | None = None,
 ) -> bool:
-    """Whether ``segment`` decodes to exactly the lines it was made from."""
+    """Whether ``segment`` decodes to exactly the lines (and timestamps) it was made from."""
     original = b"".join(line + b"\n" for line in lines)
     if lines and not ends_with_newline:
         original = original[:-1]
-    return decode_segment(segment.header, segment.streams) == original
+    if decode_segment(segment.header, segment.streams) != original:
+        return False
+    if timestamps is None:
+        return True
+    decoded = read_timestamps(segment.header, segment.streams)
+    expected: list[int] = np.asarray(timestamps, dtype=np.int64).tolist()
+    return decoded == expected
 
 
-def verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> EncodedSegment:
+def verbatim_segment(
+    lines: Sequence[bytes],
+    ends_with_newline: bool,
+    timestamps: Sequence[int] | np.ndarray | None = None,
+) -> EncodedSegment:
     streams = {
         "dict": b'{"templates":[]}',
         "lines": bytes(len(lines)),
@@ -552,4 +606,6 @@ def verbatim_segment(lines: Sequence[bytes], ends_with_newline: bool) -> Encoded
         "ends_with_newline": ends_with_newline,
         "line_bytes": 1,
     }
+    if timestamps is not None:
+        _add_timestamps(header, streams, encode_timestamps(timestamps, len(lines)))
     return EncodedSegment(header, streams)

@@ -388,7 +388,7 @@ class ArchiveReader:
     Not thread-safe: share nothing, open one reader per thread.
     """
 
-    def __init__(self, path: Path, *, salvage: bool = False) -> None:
+    def __init__(self, path: Path, *, salvage: bool = False, file: BinaryIO | None = None) -> None:
         self.path = Path(path)
         self._name = str(path)
         self._salvage = salvage
@@ -397,12 +397,18 @@ class ArchiveReader:
         self._meta: dict[str, Any] = {}
         self._infos: dict[int, tuple[SegmentInfo, list[_Stream]]] = {}
         self._decoder = zstandard.ZstdDecompressor(max_window_size=1 << MAX_WINDOW_LOG)
+        self._file: BinaryIO
+        if file is not None:
+            # any seekable binary file (a pyarrow.fs input file of an object store): the
+            # reader owns it from here and closes it; ``path`` only names it in messages
+            self._file = file
+        else:
+            try:
+                self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close())
+            except OSError as exc:
+                raise ArchiveError(f"cannot open: {exc.strerror}", path=self._name) from exc
         try:
-            self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 (closed by close())
-        except OSError as exc:
-            raise ArchiveError(f"cannot open: {exc.strerror}", path=self._name) from exc
-        try:
-            self._size = os.fstat(self._file.fileno()).st_size
+            self._size = self._file.seek(0, os.SEEK_END)
             self._load()
         except BaseException:
             self._file.close()

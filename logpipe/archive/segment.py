@@ -25,14 +25,20 @@ from typing import Any
 
 __all__ = [
     "SEGMENT_FORMAT",
+    "TS_STREAM",
     "SegmentError",
+    "decode_int_column",
     "decode_segment",
     "grep_segment",
     "int_typecode",
+    "literal_may_match",
     "parse_int_type",
+    "read_timestamps",
 ]
 
 SEGMENT_FORMAT = 2
+#: Name of the optional stream of per-line timestamps (int64 ns UTC), typed by ``ts_type``.
+TS_STREAM = "ts"
 
 _BIG_ENDIAN = sys.byteorder == "big"
 
@@ -115,6 +121,42 @@ def unpack_planes(data: bytes, pos: int, count: int, width: int, *, signed: bool
     return numbers.tolist()
 
 
+def decode_int_column(data: bytes, pos: int, count: int, kind: str) -> list[int]:
+    """The ``count`` integers of a column of type ``kind`` stored from ``data[pos]``.
+
+    One decoder for every integer the codec stores (value columns and the ``ts`` stream),
+    so the modes (``v``, ``d``, ``z``) and bases mean the same everywhere.
+    """
+    _, mode, width, base = parse_int_type(kind)
+    numbers = unpack_planes(data, pos, count, width, signed=True)
+    if mode == "z":
+        numbers = [(n >> 1) ^ -(n & 1) for n in numbers]
+    if mode != "v" and numbers:
+        numbers[0] += base
+        numbers = list(accumulate(numbers))
+    elif base:
+        numbers = list(map(base.__add__, numbers))
+    return numbers
+
+
+def read_timestamps(header: dict[str, Any], streams: dict[str, bytes]) -> list[int] | None:
+    """Each line's timestamp (int64 ns UTC) from the ``ts`` stream, or None without one.
+
+    Segments written by ``logpipe compress`` carry no timestamps; the log store's do. The
+    stream is one integer column whose type is the header's ``ts_type`` (docs/FORMAT.md).
+    """
+    kind = header.get("ts_type")
+    if kind is None:
+        return None
+    if not isinstance(kind, str) or TS_STREAM not in streams:
+        raise SegmentError("segment header names a ts type but the ts stream is missing")
+    n = int(header["lines"])
+    data = streams[TS_STREAM]
+    if len(data) != n * parse_int_type(kind)[2]:
+        raise SegmentError(f"ts stream holds {len(data)} bytes, not {n} timestamps")
+    return decode_int_column(data, 0, n, kind)
+
+
 def _format_of(pieces: Sequence[str], types: Sequence[str]) -> str:
     """One ``str.format`` pattern that renders a line of the template from its columns."""
     out = [pieces[0].replace("{", "{{").replace("}", "}}")]
@@ -186,17 +228,8 @@ class SegmentLayout:
                 out.append(self._all_strs()[str_pos : str_pos + m])
                 str_pos += m
                 continue
-            _, mode, width, base = parse_int_type(kind)
-            numbers = unpack_planes(self.streams["ints"], int_pos, m, width, signed=True)
-            if mode == "z":
-                numbers = [(n >> 1) ^ -(n & 1) for n in numbers]
-            if mode != "v" and numbers:
-                numbers[0] += base
-                numbers = list(accumulate(numbers))
-            elif base:
-                numbers = list(map(base.__add__, numbers))
-            out.append(numbers)
-            int_pos += m * width
+            out.append(decode_int_column(self.streams["ints"], int_pos, m, kind))
+            int_pos += m * parse_int_type(kind)[2]
         return out
 
     def render(self, t: int, rows: Sequence[int] | None = None) -> list[str]:
@@ -262,7 +295,7 @@ def grep_segment(
     if layout.counts[0] and needle in layout.streams["raw"]:
         whole.add(0)
     for t, entry in enumerate(layout.templates, start=1):
-        if layout.counts[t] and _literal_may_match(pattern, entry):
+        if layout.counts[t] and literal_may_match(pattern, entry):
             whole.add(t)
     some: dict[int, set[int]] = {}  # template -> rows with a string value holding the needle
     for t, row in _string_hits(layout, needle):
@@ -311,8 +344,13 @@ def _string_hits(layout: SegmentLayout, needle: bytes) -> Iterator[tuple[int, in
         pos = data.find(needle, counted)
 
 
-def _literal_may_match(pattern: str, entry: dict[str, Any]) -> bool:
-    """Whether the pattern could cross or lie in a template's literal text (never misses)."""
+def literal_may_match(pattern: str, entry: dict[str, Any]) -> bool:
+    """Whether the pattern could cross or lie in a template's literal text (never misses).
+
+    ``entry`` is a dictionary entry (``pieces`` and ``types``; only whether a type is
+    ``str`` matters). When this is False, an occurrence of the pattern in a line of the
+    template lies wholly inside one string value: the log store's segment filter relies on it.
+    """
     pieces: list[str] = entry["pieces"]
     for piece in pieces:
         if not piece:

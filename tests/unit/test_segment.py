@@ -156,8 +156,8 @@ def _overlaps(pattern: str, pieces: list[str]) -> bool:
 )
 @settings(max_examples=1000, deadline=None)
 def test_literal_prefilter_never_misses(pattern: str, pieces: list[str]) -> None:
-    from logpipe.archive.segment import _literal_may_match
+    from logpipe.archive.segment import literal_may_match
 
     entry = {"pieces": pieces, "types": ["str"] * (len(pieces) - 1)}
     expected = _overlaps(pattern, pieces) or any(not p for p in pieces[1:-1])
-    assert _literal_may_match(pattern, entry) == expected
+    assert literal_may_match(pattern, entry) == expected

@@ -1,0 +1,108 @@
+"""One store segment as a file: encode a stream's lines into it, decode it to Arrow.
+
+A store segment is an archive (``logpipe/archive/container.py``) holding exactly one codec
+segment with a ``ts`` stream: the container gives it checksums and the atomic temp +
+rename write, the codec its template dictionary and columns. The read side here is the
+store's hot path, so unlike :mod:`logpipe.archive.segment` it uses numpy: timestamps are
+re-interleaved from their byte planes and summed in one vectorised pass, and the decoded
+text becomes an Arrow ``binary`` array without a Python object per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+from logpipe.archive.codec import EncodedSegment, encode_segment
+from logpipe.archive.container import ArchiveReader, ArchiveWriter
+from logpipe.archive.segment import TS_STREAM, SegmentError, decode_segment, parse_int_type
+from logpipe.parsing import TemplateMiner
+
+__all__ = [
+    "SEGMENT_META_FORMAT",
+    "decode_lines",
+    "encode_lines",
+    "read_segment_file",
+    "timestamps_array",
+    "write_segment_file",
+]
+
+SEGMENT_META_FORMAT = "logpipe-store-segment"
+
+
+def encode_lines(lines: Sequence[bytes], ts: np.ndarray) -> EncodedSegment:
+    """Encode one segment's lines (no newline in any) with their timestamps.
+
+    A fresh miner per segment: a segment is immutable and self-contained, and decoding it
+    never needs another one's state.
+    """
+    return encode_segment(lines, True, TemplateMiner(), timestamps=ts)
+
+
+def write_segment_file(
+    path: Path, encoded: EncodedSegment, meta: Mapping[str, Any], level: int
+) -> None:
+    """Write ``encoded`` as a one-segment archive at ``path`` (temp file + fsync + rename)."""
+    with ArchiveWriter(path, {"format": SEGMENT_META_FORMAT, **meta}, level=level) as writer:
+        writer.add_segment(encoded.header, encoded.streams)
+
+
+def timestamps_array(header: Mapping[str, Any], streams: Mapping[str, bytes]) -> np.ndarray:
+    """The ``ts`` stream as int64 nanoseconds (numpy; the same rules as
+    :func:`logpipe.archive.segment.read_timestamps`)."""
+    kind = header.get("ts_type")
+    if not isinstance(kind, str) or TS_STREAM not in streams:
+        raise SegmentError("segment has no ts stream")
+    _, mode, width, base = parse_int_type(kind)
+    n = int(header["lines"])
+    data = streams[TS_STREAM]
+    if len(data) != n * width:
+        raise SegmentError(f"ts stream holds {len(data)} bytes, not {n} timestamps")
+    planes = np.frombuffer(data, dtype=np.uint8).reshape(width, n)
+    numbers = np.ascontiguousarray(planes.T).view(f"<i{width}").reshape(n).astype(np.int64)
+    if mode == "z":
+        numbers = (numbers >> 1) ^ -(numbers & 1)
+    if mode != "v" and n:
+        numbers[0] += base
+        numbers = np.cumsum(numbers)
+    elif base:
+        numbers += base
+    return numbers
+
+
+def decode_lines(text: bytes, n: int) -> pa.Array:
+    """``n`` newline-terminated lines as an Arrow ``binary`` array (no per-line objects)."""
+    data = np.frombuffer(text, dtype=np.uint8)
+    newline = data == 10
+    ends = np.flatnonzero(newline)
+    if len(ends) != n or (n and ends[-1] != len(data) - 1):
+        raise SegmentError(f"segment decodes to {len(ends)} lines, its header says {n}")
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends - np.arange(n)  # each line's end once the newlines are gone
+    body = data[~newline]
+    return pa.Array.from_buffers(
+        pa.large_binary(),
+        n,
+        [None, pa.py_buffer(offsets), pa.py_buffer(body)],
+    ).cast(pa.binary())
+
+
+def read_segment_file(file: BinaryIO, name: str) -> tuple[np.ndarray, pa.Array]:
+    """Timestamps and lines of a store segment file (``file`` is closed here).
+
+    Raises :class:`~logpipe.archive.container.ArchiveError` on damage and
+    :class:`~logpipe.archive.segment.SegmentError` on contents that do not add up.
+    """
+    with ArchiveReader(Path(name), file=file) as reader:
+        if reader.meta.get("format") != SEGMENT_META_FORMAT or len(reader.segments) != 1:
+            raise SegmentError("not a store segment (format or segment count)")
+        segment = reader.read(reader.segments[0].index)
+    header = segment.info.header
+    ts = timestamps_array(header, segment.streams)
+    lines = decode_lines(decode_segment(header, segment.streams), int(header["lines"]))
+    return ts, lines

@@ -1,0 +1,622 @@
+"""The log store: tenants' streams of timestamped lines in immutable archive segments.
+
+Loki's model: a *stream* is a label set; its lines are stored with their timestamps; a
+query picks streams with label matchers and a time range. On disk (paths relative to the
+store root, on any ``pyarrow.fs`` file system)::
+
+    tenants/<tenant>/manifest.json                       the tenant's index (JSON)
+    tenants/<tenant>/streams/<stream id>/<min ts>-<seq>-<rand>.lpz   one segment each
+
+Write protocol (one :meth:`Store.ingest` call is atomic): every new segment file is written
+completely (temp + fsync + rename, or upload + move), *then* the manifest, which lists them
+and the ingested offset range, is replaced in one atomic write. A crash before that leaves
+segment files the manifest does not list: *orphans*. They are **removed**, not adopted,
+when a writer first touches the tenant (or by :meth:`Store.recover`): their offset range
+was never recorded, so the source (Kafka) delivers those lines again and adopting the
+files would store them twice. Queries read only what the manifest lists, so they never see
+orphans either way. One writer per tenant at a time (the daemon owning its partitions);
+any number of readers, which reload the manifest when its size or mtime changes.
+
+Retention removes entries from the manifest first and deletes the files after, so a crash
+in between leaves orphans, which the next writer removes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from logpipe.archive.container import ArchiveError
+from logpipe.archive.segment import SegmentError
+from logpipe.errors import StoreError
+from logpipe.labels import LABEL_NAME, LabelError, LabelMatcher, format_labels, parse_labels
+from logpipe.labels import stream_id as make_stream_id
+from logpipe.store.fsio import StoreFiles
+from logpipe.store.index import build_index
+from logpipe.store.manifest import Manifest, SegmentEntry
+from logpipe.store.query import Direction, candidates, matching_streams, merge_rows
+from logpipe.store.retention import select_expired
+from logpipe.store.segfile import encode_lines, read_segment_file, write_segment_file
+from logpipe.store.tenants import validate_tenant
+
+__all__ = [
+    "DEFAULT_SEGMENT_BYTES",
+    "IngestReport",
+    "OffsetRange",
+    "RetentionReport",
+    "Store",
+    "StoreStats",
+]
+
+#: Lines per segment are cut at about this many bytes of raw text (Loki's default target
+#: chunk size is 1.5 MB compressed; logs compress 10-20x, so raw segments are larger).
+DEFAULT_SEGMENT_BYTES = 4 << 20
+#: Timestamps the codec can store: 1970 .. 2116 in nanoseconds.
+MAX_TS_NS = (1 << 62) - 1
+_FAR_PAST = 0
+_FAR_FUTURE = 1 << 63
+
+
+class OffsetRange(NamedTuple):
+    """Where an ingested batch came from: ``first..last`` (inclusive) of one partition."""
+
+    source: str
+    partition: int
+    first_offset: int
+    last_offset: int
+
+
+@dataclass
+class IngestReport:
+    """What one ingest call did; ``rejected`` counts dropped lines by reason."""
+
+    tenant: str
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    streams: int = 0
+    segments: list[str] = field(default_factory=list)
+    bytes_written: int = 0
+    duplicate: bool = False
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
+
+
+@dataclass
+class RetentionReport:
+    """Segments removed by :meth:`Store.apply_retention`: ``(tenant, path, reason)``."""
+
+    removed: list[tuple[str, str, str]] = field(default_factory=list)
+    bytes_freed: int = 0
+    lines_removed: int = 0
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Loki's ``/index/stats`` figures, from the manifest (segment granularity, as Loki's
+    are chunk granularity): streams and segments ("chunks") overlapping the range, and their
+    lines ("entries") and raw line bytes."""
+
+    streams: int
+    chunks: int
+    entries: int
+    bytes: int
+
+
+class _Group(NamedTuple):
+    labels: dict[str, str]
+    ts: np.ndarray
+    lines: list[bytes]
+
+
+def _check_labels(labels: object) -> dict[str, str]:
+    """A copy of a valid label set, else StoreError (Loki rejects an empty one too)."""
+    if not isinstance(labels, Mapping) or not labels:
+        raise StoreError("a stream needs at least one label")
+    out: dict[str, str] = {}
+    for name, value in labels.items():
+        if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
+            raise StoreError(f"invalid label name {name!r}")
+        if not isinstance(value, str):
+            raise StoreError(f"label {name} has a non-string value {value!r}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise StoreError(f"label {name} is not valid Unicode") from None
+        out[name] = value
+    return out
+
+
+def _bounds(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
+    return (_FAR_PAST if start_ns is None else start_ns), (
+        _FAR_FUTURE if end_ns is None else end_ns
+    )
+
+
+class Store:
+    """A log store under ``root`` of ``filesystem`` (the local file system when None).
+
+    ``segment_bytes`` caps a segment's raw line bytes, ``segment_span_ns`` (optional) its
+    time span; ``level`` is the zstd level of new segments (3: ingest speed matters more
+    than the last few percent of size; ``logpipe compress`` uses 15).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        filesystem: pafs.FileSystem | None = None,
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        segment_span_ns: int | None = None,
+        level: int = 3,
+    ) -> None:
+        if segment_bytes < 1:
+            raise StoreError("segment_bytes must be positive")
+        if segment_span_ns is not None and segment_span_ns < 1:
+            raise StoreError("segment_span_ns must be positive")
+        self.files = StoreFiles(root, filesystem)
+        self.segment_bytes = segment_bytes
+        self.segment_span_ns = segment_span_ns
+        self.level = level
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, int], Manifest]] = {}
+        self._recovered: set[str] = set()
+
+    # -- paths and manifests ------------------------------------------------------------
+
+    @staticmethod
+    def _tenant_dir(tenant: str) -> str:
+        return f"tenants/{tenant}"
+
+    def _manifest_path(self, tenant: str) -> str:
+        return f"{self._tenant_dir(tenant)}/manifest.json"
+
+    def tenants(self) -> list[str]:
+        """Tenants that have a directory in the store."""
+        return self.files.list_dirs("tenants")
+
+    def manifest(self, tenant: str) -> Manifest:
+        """The tenant's current manifest (empty for a tenant that never ingested)."""
+        tenant = validate_tenant(tenant)
+        path = self._manifest_path(tenant)
+        stat = self.files.stat(path)
+        if stat is None:
+            return Manifest(tenant=tenant)
+        cached = self._cache.get(tenant)
+        if cached is not None and cached[0] == stat:
+            return cached[1]
+        data = self.files.read_bytes(path)
+        if data is None:
+            return Manifest(tenant=tenant)
+        try:
+            manifest = Manifest.from_bytes(data, tenant)
+        except ValueError as exc:
+            raise StoreError(f"manifest is damaged: {exc}", tenant=tenant, path=path) from None
+        if len(data) == stat[0]:
+            self._cache[tenant] = (stat, manifest)
+        return manifest
+
+    def _save(self, manifest: Manifest) -> None:
+        path = self._manifest_path(manifest.tenant)
+        self.files.write_atomic(path, manifest.to_bytes())
+        stat = self.files.stat(path)
+        if stat is not None:
+            self._cache[manifest.tenant] = (stat, manifest)
+
+    def recover(self, tenant: str) -> list[str]:
+        """Remove files of ``tenant`` that its manifest does not list (orphans of a crash
+        between segment write and manifest update, stale temp files). Their paths.
+
+        Only a writer may call this: a concurrent writer's new segments are orphans until
+        its manifest update lands.
+        """
+        tenant = validate_tenant(tenant)
+        manifest = self.manifest(tenant)
+        listed = {s.path for s in manifest.segments}
+        base = self._tenant_dir(tenant) + "/"
+        removed = []
+        for rel, _size in list(self.files.list_files(self._tenant_dir(tenant))):
+            inside = rel[len(base) :]
+            if inside == "manifest.json" or inside in listed:
+                continue
+            self.files.delete(rel)
+            removed.append(inside)
+        self._recovered.add(tenant)
+        return sorted(removed)
+
+    def _writer_manifest(self, tenant: str) -> Manifest:
+        if tenant not in self._recovered:
+            self.recover(tenant)
+        return self.manifest(tenant)
+
+    # -- ingest -------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        tenant: str,
+        labels: Mapping[str, str],
+        ts_ns: Sequence[int] | np.ndarray,
+        lines: Sequence[bytes],
+        *,
+        position: OffsetRange | tuple[str, int, int, int] | None = None,
+    ) -> IngestReport:
+        """Store ``lines`` of one stream with their timestamps (int64 ns UTC).
+
+        Lines are kept sorted by timestamp (stable: equal timestamps keep their order).
+        Lines holding a newline and timestamps outside 1970..2116 are dropped and counted
+        in the report. With ``position`` the call is idempotent: a range at or before the
+        last one recorded for its ``(source, partition)`` is a no-op (``duplicate``).
+        """
+        tenant = validate_tenant(tenant)
+        checked = _check_labels(labels)
+        if len(ts_ns) != len(lines):
+            raise StoreError(
+                f"{len(ts_ns)} timestamps for {len(lines)} lines",
+                tenant=tenant,
+                stream=format_labels(checked),
+            )
+        try:
+            ts = np.asarray(ts_ns, dtype=np.int64).reshape(len(lines))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise StoreError(
+                f"timestamps must be int64 nanoseconds: {exc}", tenant=tenant
+            ) from None
+        report = IngestReport(tenant=tenant)
+        group = self._clean_group(checked, ts, list(lines), report)
+        return self._commit(tenant, [group], position, report)
+
+    def ingest_batch(
+        self,
+        tenant: str,
+        batch: pa.Table | pa.RecordBatch,
+        *,
+        position: OffsetRange | tuple[str, int, int, int] | None = None,
+    ) -> IngestReport:
+        """Store a LogBatch (``ts``, ``labels`` in ``{a="b"}`` form, ``line``; see
+        :mod:`logpipe.records`), grouped by stream; atomic and idempotent like :meth:`ingest`.
+
+        Per-row problems are counted, not raised: ``no_timestamp`` (null ``ts``),
+        ``invalid_labels``, ``newline_in_line``, ``timestamp_out_of_range``.
+        """
+        tenant = validate_tenant(tenant)
+        missing = [c for c in ("ts", "labels", "line") if c not in batch.schema.names]
+        if missing:
+            raise StoreError(f"batch lacks column(s) {', '.join(missing)}", tenant=tenant)
+        report = IngestReport(tenant=tenant)
+        ts_col = batch.column("ts")
+        if pa.types.is_timestamp(ts_col.type):
+            ts_col = pc.cast(ts_col, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+        elif not pa.types.is_integer(ts_col.type):
+            raise StoreError(f"column ts has type {ts_col.type}, not a timestamp", tenant=tenant)
+        valid = pc.is_valid(ts_col).to_numpy(zero_copy_only=False)
+        report.reject("no_timestamp", int((~valid).sum()))
+        ts_all = pc.fill_null(ts_col, 0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        label_text = pc.dictionary_encode(batch.column("labels").cast(pa.string()))
+        if isinstance(label_text, pa.ChunkedArray):
+            label_text = label_text.combine_chunks()
+        codes = label_text.indices.to_numpy(zero_copy_only=False)
+        lines_all = batch.column("line").cast(pa.binary()).to_pylist()
+        by_stream: dict[str, tuple[dict[str, str], list[int]]] = {}
+        for code, text in enumerate(label_text.dictionary.to_pylist()):
+            rows = np.flatnonzero((codes == code) & valid).tolist()
+            if not rows:
+                continue
+            try:
+                labels = _check_labels(parse_labels(text))
+            except (LabelError, StoreError):
+                report.reject("invalid_labels", len(rows))
+                continue
+            sid = make_stream_id(labels)
+            by_stream.setdefault(sid, (labels, []))[1].extend(rows)
+        groups = []
+        for labels, rows in by_stream.values():
+            rows.sort()  # two spellings of one label set: keep the batch's order
+            group = self._clean_group(labels, ts_all[rows], [lines_all[r] for r in rows], report)
+            groups.append(group)
+        return self._commit(tenant, groups, position, report)
+
+    @staticmethod
+    def _clean_group(
+        labels: dict[str, str], ts: np.ndarray, lines: list[bytes], report: IngestReport
+    ) -> _Group:
+        """The group without the lines that cannot be stored (counted in ``report``)."""
+        for line in lines:
+            if not isinstance(line, bytes | bytearray):
+                raise StoreError(f"lines must be bytes, not {type(line).__name__}")
+        ok = (ts >= 0) & (ts <= MAX_TS_NS)
+        report.reject("timestamp_out_of_range", int((~ok).sum()))
+        has_newline = np.array([b"\n" in line for line in lines], dtype=bool)
+        report.reject("newline_in_line", int((has_newline & ok).sum()))
+        keep = np.flatnonzero(ok & ~has_newline)
+        kept_lines = [bytes(lines[i]) for i in keep.tolist()]
+        return _Group(labels, ts[keep], kept_lines)
+
+    def _check_position(
+        self, tenant: str, manifest: Manifest, position: tuple[str, int, int, int] | None
+    ) -> tuple[dict[tuple[str, int], int] | None, bool]:
+        """The offsets to record (None: unchanged) and whether the call is a duplicate."""
+        if position is None:
+            return None, False
+        try:
+            source, partition, first, last = position
+        except (TypeError, ValueError):
+            raise StoreError(
+                "position must be (source, partition, first_offset, last_offset)", tenant=tenant
+            ) from None
+        if (
+            not isinstance(source, str)
+            or not all(type(v) is int for v in (partition, first, last))
+            or first < 0
+            or first > last
+        ):
+            raise StoreError(
+                f"bad offset range {position!r}: need a source name and "
+                "0 <= first_offset <= last_offset",
+                tenant=tenant,
+            )
+        done = manifest.offsets.get((source, partition))
+        if done is not None and last <= done:
+            return None, True
+        if done is not None and first <= done:
+            raise StoreError(
+                f"offsets {first}..{last} of {source}[{partition}] overlap those already "
+                f"stored (up to {done}); send from {done + 1}",
+                tenant=tenant,
+            )
+        return {**manifest.offsets, (source, partition): last}, False
+
+    def _commit(
+        self,
+        tenant: str,
+        groups: list[_Group],
+        position: tuple[str, int, int, int] | None,
+        report: IngestReport,
+    ) -> IngestReport:
+        with self._lock:
+            manifest = self._writer_manifest(tenant)
+            offsets, duplicate = self._check_position(tenant, manifest, position)
+            if duplicate:
+                report.duplicate = True
+                return report
+            written: list[SegmentEntry] = []
+            try:
+                seq = manifest.next_seq
+                for group in groups:
+                    for entry in self._write_group(tenant, group, seq):
+                        written.append(entry)
+                        seq = entry.seq + 1
+                    report.streams += bool(len(group.lines))
+                if written or offsets is not None:
+                    self._save(manifest.updated(add=written, offsets=offsets))
+            except BaseException:
+                for entry in written:  # best effort; a crash leaves orphans for recover()
+                    self.files.delete(f"{self._tenant_dir(tenant)}/{entry.path}")
+                raise
+        report.accepted += sum(e.lines for e in written)
+        report.segments += [e.path for e in written]
+        report.bytes_written += sum(e.bytes for e in written)
+        return report
+
+    def _chunks(self, ts: np.ndarray, lines: list[bytes]) -> Iterator[tuple[int, int]]:
+        """``[a, b)`` row ranges of one sorted stream: cut by raw size and time span."""
+        start, size = 0, 0
+        for i, line in enumerate(lines):
+            if i > start and (
+                size + len(line) + 1 > self.segment_bytes
+                or (self.segment_span_ns is not None and ts[i] - ts[start] >= self.segment_span_ns)
+            ):
+                yield start, i
+                start, size = i, 0
+            size += len(line) + 1
+        if start < len(lines):
+            yield start, len(lines)
+
+    def _write_group(self, tenant: str, group: _Group, seq: int) -> Iterator[SegmentEntry]:
+        if not group.lines:
+            return
+        order = np.argsort(group.ts, kind="stable")
+        ts = group.ts[order]
+        lines = [group.lines[i] for i in order.tolist()]
+        sid = make_stream_id(group.labels)
+        stream_text = format_labels(group.labels)
+        for a, b in self._chunks(ts, lines):
+            chunk_ts = np.ascontiguousarray(ts[a:b])
+            chunk = lines[a:b]
+            try:
+                encoded = encode_lines(chunk, chunk_ts)
+            except ValueError as exc:
+                raise StoreError(
+                    f"cannot encode: {exc}", tenant=tenant, stream=stream_text
+                ) from exc
+            min_ts, max_ts = int(chunk_ts[0]), int(chunk_ts[-1])
+            name = f"streams/{sid}/{min_ts:019d}-{seq:09d}-{os.urandom(3).hex()}.lpz"
+            meta = {"tenant": tenant, "stream": sid, "labels": group.labels, "seq": seq}
+            size = self.files.put_built(
+                f"{self._tenant_dir(tenant)}/{name}",
+                functools.partial(write_segment_file, encoded=encoded, meta=meta, level=self.level),
+            )
+            yield SegmentEntry(
+                path=name,
+                stream=sid,
+                labels=dict(group.labels),
+                seq=seq,
+                min_ts=min_ts,
+                max_ts=max_ts,
+                lines=len(chunk),
+                bytes=size,
+                raw_bytes=sum(map(len, chunk)),
+                index=build_index(encoded.header, encoded.streams),
+            )
+            seq += 1
+
+    # -- queries ------------------------------------------------------------------------
+
+    def _load(self, tenant: str, entry: SegmentEntry) -> tuple[np.ndarray, pa.Array]:
+        """Open one segment: its timestamps and lines (StoreError on any damage)."""
+        rel = f"{self._tenant_dir(tenant)}/{entry.path}"
+        where = {"tenant": tenant, "stream": format_labels(entry.labels), "path": entry.path}
+        try:
+            file = self.files.open_input(rel)
+        except FileNotFoundError:
+            raise StoreError("segment listed in the manifest is missing", **where) from None
+        except OSError as exc:
+            raise StoreError(f"cannot open segment: {exc}", **where) from None
+        try:
+            ts, lines = read_segment_file(file, entry.path)
+        except (ArchiveError, SegmentError, KeyError, ValueError) as exc:
+            raise StoreError(f"segment is damaged: {exc}", **where) from None
+        if len(ts) != entry.lines or (
+            len(ts) and (int(ts[0]) != entry.min_ts or int(ts[-1]) != entry.max_ts)
+        ):
+            raise StoreError("segment does not match its manifest entry", **where)
+        return ts, lines
+
+    def streams(
+        self,
+        tenant: str,
+        matchers: Sequence[LabelMatcher] = (),
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> list[dict[str, str]]:
+        """Label sets of the streams that match and have data in ``[start, end)``
+        (segment granularity, as Loki's index), sorted by their text form."""
+        start, end = _bounds(start_ns, end_ns)
+        segments = [s for s in self.manifest(tenant).segments if s.overlaps(start, end)]
+        found = matching_streams(segments, matchers)
+        return sorted((dict(v) for v in found.values()), key=format_labels)
+
+    def read(
+        self,
+        tenant: str,
+        matchers: Sequence[LabelMatcher] = (),
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        *,
+        direction: Direction = "backward",
+        limit: int | None = None,
+        contains: Sequence[str] = (),
+    ) -> Iterator[pa.RecordBatch]:
+        """The matching streams' lines with ``start <= ts < end``, as batches of
+        ``ts`` (timestamp ns UTC), ``stream`` (label text, dictionary) and ``line``.
+
+        ``direction`` ``backward`` (Loki's default) is newest first. ``contains``: line
+        filters (``|= "x"``), ANDed; segments whose content index rules one out are not
+        opened. Only segments that overlap the range and belong to a matching stream are
+        opened, in order, and none after ``limit`` lines.
+        """
+        if direction not in ("forward", "backward"):
+            raise StoreError(f"direction must be forward or backward, not {direction!r}")
+        if limit is not None and limit < 0:
+            raise StoreError("limit must not be negative")
+        start, end = _bounds(start_ns, end_ns)
+        manifest = self.manifest(tenant)
+        chosen = candidates(manifest.segments, matchers, start, end, contains)
+        return merge_rows(
+            chosen,
+            lambda entry: self._load(manifest.tenant, entry),
+            start,
+            end,
+            direction=direction,
+            limit=limit,
+            needles=contains,
+        )
+
+    def label_names(
+        self, tenant: str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[str]:
+        """Label names of streams with data in the range, sorted."""
+        names: set[str] = set()
+        for labels in self.streams(tenant, (), start_ns, end_ns):
+            names.update(labels)
+        return sorted(names)
+
+    def label_values(
+        self,
+        tenant: str,
+        name: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        matchers: Sequence[LabelMatcher] = (),
+    ) -> list[str]:
+        """Values of label ``name`` among matching streams with data in the range, sorted."""
+        values = {
+            labels[name]
+            for labels in self.streams(tenant, matchers, start_ns, end_ns)
+            if name in labels
+        }
+        return sorted(values)
+
+    def series(
+        self,
+        tenant: str,
+        matcher_sets: Iterable[Sequence[LabelMatcher]],
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> list[dict[str, str]]:
+        """Streams matching any of the selectors (Loki's ``/series`` ORs its ``match[]``)."""
+        found: dict[str, dict[str, str]] = {}
+        for matchers in matcher_sets:
+            for labels in self.streams(tenant, matchers, start_ns, end_ns):
+                found.setdefault(format_labels(labels), labels)
+        return [found[k] for k in sorted(found)]
+
+    def stats(
+        self,
+        tenant: str,
+        matchers: Sequence[LabelMatcher] = (),
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> StoreStats:
+        """Loki's ``/index/stats`` for a selector over a range (from the manifest only)."""
+        start, end = _bounds(start_ns, end_ns)
+        chosen = candidates(self.manifest(tenant).segments, matchers, start, end)
+        return StoreStats(
+            streams=len({s.stream for s in chosen}),
+            chunks=len(chosen),
+            entries=sum(s.lines for s in chosen),
+            bytes=sum(s.raw_bytes for s in chosen),
+        )
+
+    # -- retention ----------------------------------------------------------------------
+
+    def apply_retention(
+        self,
+        tenant: str | None = None,
+        *,
+        max_age_ns: int | None = None,
+        max_bytes: int | None = None,
+        now_ns: int | None = None,
+    ) -> RetentionReport:
+        """Delete whole segments older than ``max_age_ns`` (by their newest line), then the
+        oldest while a tenant's segment files exceed ``max_bytes``. All tenants when
+        ``tenant`` is None; ``now_ns`` defaults to the wall clock."""
+        now = time.time_ns() if now_ns is None else now_ns
+        report = RetentionReport()
+        for name in [validate_tenant(tenant)] if tenant is not None else self.tenants():
+            with self._lock:
+                manifest = self._writer_manifest(name)
+                doomed = select_expired(
+                    manifest.segments, max_age_ns=max_age_ns, max_bytes=max_bytes, now_ns=now
+                )
+                if not doomed:
+                    continue
+                self._save(manifest.updated(remove=[s.path for s, _ in doomed]))
+                for s, reason in doomed:
+                    self.files.delete(f"{self._tenant_dir(name)}/{s.path}")
+                    report.removed.append((name, s.path, reason))
+                    report.bytes_freed += s.bytes
+                    report.lines_removed += s.lines
+                for sid in {s.stream for s, _ in doomed}:
+                    self.files.remove_empty_dir(f"{self._tenant_dir(name)}/streams/{sid}")
+        return report
