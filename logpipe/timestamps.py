@@ -562,15 +562,57 @@ def _check_iana(tz: str) -> None:
         ) from exc
 
 
+_BOUNDARY = "[^0-9A-Za-z]"  # what may precede a timestamp found inside a line
+_END = "(?:[^0-9]|$)"  # what may follow it: not a digit (a 13-digit number is no epoch_s)
+
+
 @functools.lru_cache(maxsize=256)
 def _regex(layout: TimeLayout, max_offset: int | None) -> str:
+    """The pattern that finds ``layout``: the whole value (``max_offset=None``), or the
+    first timestamp starting within ``max_offset`` characters of the line's start, at a word
+    boundary (RE2 has no lookbehind, so the boundary character is consumed). Its ``pre``
+    group is what precedes the timestamp. Used on small samples: the bounded lazy prefix
+    makes RE2's submatch engine slow on long batches (see :func:`_extract`)."""
     if max_offset is None:
         return f"^(?:{layout.pattern})$"
-    # Search near the start: the first match that begins within max_offset characters, at a
-    # word boundary (RE2 has no lookbehind, so the boundary character is consumed), and is
-    # not followed by a digit (so a 13-digit number is not read as 10-digit epoch seconds).
-    prefix = rf"^(?P<pre>(?:.{{0,{max(max_offset - 1, 0)}}}?[^0-9A-Za-z])??)"
-    return f"{prefix}(?:{layout.pattern})(?:[^0-9]|$)"
+    prefix = rf"^(?P<pre>(?:.{{0,{max(max_offset - 1, 0)}}}?{_BOUNDARY})??)"
+    return f"{prefix}(?:{layout.pattern}){_END}"
+
+
+@functools.lru_cache(maxsize=256)
+def _search_regexes(layout: TimeLayout, max_offset: int) -> tuple[str, str]:
+    """(window test without captures, leftmost match with captures) for :func:`_extract`."""
+    window = rf"^(?:.{{0,{max(max_offset - 1, 0)}}}?{_BOUNDARY})??(?:{layout.pattern}){_END}"
+    leftmost = f"(?:^|{_BOUNDARY})(?:{layout.pattern}){_END}"
+    return window, leftmost
+
+
+def _extract(
+    values: pa.Array, time_layout: TimeLayout, max_offset: int | None
+) -> tuple[np.ndarray, pa.StructArray]:
+    """(matched, captured groups) of ``time_layout`` in each value.
+
+    Searching whole lines is split in two because RE2 is fast at each half and slow at both
+    at once: a capture-free window test runs on the DFA, and the leftmost match anywhere in
+    the line is captured from the matched span only. A line passes when both hold; then the
+    leftmost match *is* the first one in the window, so the captures are the right ones.
+    """
+    if max_offset is None:
+        extracted = pc.extract_regex(values, pattern=_regex(time_layout, None))
+        within = None
+    else:
+        window, leftmost = _search_regexes(time_layout, max_offset)
+        extracted = pc.extract_regex(values, pattern=leftmost)
+        within = pc.match_substring_regex(values, pattern=window)
+        if within.null_count:
+            within = pc.fill_null(within, False)
+    if extracted.null_count:
+        matched = extracted.is_valid().to_numpy(zero_copy_only=False)
+    else:
+        matched = np.ones(len(values), dtype=np.bool_)
+    if within is not None:
+        matched = matched & within.to_numpy(zero_copy_only=False)
+    return matched, extracted
 
 
 def _as_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -664,11 +706,7 @@ def parse_timestamps(
     if fixed is None:
         _check_iana(tz)
     n = len(values)
-    extracted = pc.extract_regex(values, pattern=_regex(time_layout, max_offset))
-    if extracted.null_count:
-        matched = extracted.is_valid().to_numpy(zero_copy_only=False)
-    else:
-        matched = np.ones(n, dtype=np.bool_)
+    matched, extracted = _extract(values, time_layout, max_offset)
     matched_array = from_numpy(matched)
     if n == 0 or not matched.any():
         return ParsedTimestamps(pa.nulls(n, pa.int64()), matched_array)
