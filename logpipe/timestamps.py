@@ -863,8 +863,10 @@ def _best_layout(
     sample: pa.Array, max_offset: int | None, min_fraction: float = TIMESTAMP_MIN_FRACTION
 ) -> tuple[TimeLayout, int] | None:
     """The layout matching most sample values (ties: the one starting earlier in the line,
-    then the earlier in :data:`LAYOUTS`) and its count, if it reaches ``min_fraction``."""
-    total = len(sample) - sample.null_count
+    then the earlier in :data:`LAYOUTS`) and its count, if it reaches ``min_fraction`` of
+    the non-blank values."""
+    # Blank lines do not vote: they carry no timestamp in any layout.
+    total = int(pc.sum(pc.match_substring_regex(sample, pattern=r"\S")).as_py() or 0)
     if total == 0:
         return None
     best: tuple[int, int, int] | None = None  # (-count, summed start offset, order)
@@ -901,7 +903,7 @@ def detect_layout(
     A layout counts a line when a timestamp in it starts within ``max_offset`` characters
     of the line's start. Most lines wins; on a tie the layout found nearer the start of the
     lines (an epoch before a local wall-clock time, as in BGL), then the earlier one of
-    :data:`LAYOUTS`. It must match at least ``min_fraction`` of the non-null lines.
+    :data:`LAYOUTS`. It must match at least ``min_fraction`` of the non-blank lines.
     """
     if isinstance(sample, pa.Array | pa.ChunkedArray):
         values = _as_text(sample)
