@@ -96,6 +96,7 @@ _SECS_PER_DAY = 86_400
 # Instants an int64 nanosecond count can hold, in whole seconds (fraction added afterwards).
 _MIN_S = -(2**63) // _NS_PER_S + 1
 _MAX_S = (2**63 - 1) // _NS_PER_S - 1
+_MAX_MS = (2**63 - 1) // 1_000_000
 
 
 # --------------------------------------------------------------------------------------
@@ -715,11 +716,12 @@ def parse_timestamps(
     if Part.EPOCH_S in parts or Part.EPOCH_MS in parts:
         if Part.EPOCH_MS in parts:
             ms = _ints(extracted, "epoch_ms")
-            secs, frac = ms // 1000, (ms % 1000) * 1_000_000
+            valid = matched & (ms <= _MAX_MS)
+            ns = np.where(valid, ms, 0) * 1_000_000
         else:
             secs = _ints(extracted, "epoch_s")
-        valid = matched & (secs >= _MIN_S) & (secs <= _MAX_S)
-        ns = np.where(valid, secs, 0) * _NS_PER_S + frac
+            valid = matched & (secs <= _MAX_S)
+            ns = np.where(valid, secs, 0) * _NS_PER_S + np.where(valid, frac, 0)
         return ParsedTimestamps(_int64_array(ns, valid), matched_array)
 
     if Part.MONTH_NAME in parts:
