@@ -26,19 +26,10 @@ from logpipe.timestamps import (
 UTC = dt.UTC
 
 
-def ns(
-    year: int,
-    month: int,
-    day: int,
-    hour: int = 0,
-    minute: int = 0,
-    second: int = 0,
-    micro: int = 0,
-    *,
-    tz: dt.tzinfo = UTC,
-    micro_ns: int = 0,
-) -> int:
-    """Nanoseconds since the epoch of a datetime (plus sub-microsecond nanoseconds)."""
+def ns(year: int, month: int, day: int, *clock: int, tz: dt.tzinfo = UTC, micro_ns: int = 0) -> int:
+    """Nanoseconds since the epoch of ``datetime(year, month, day, *clock)`` (hour, minute,
+    second, microsecond) in ``tz``, plus sub-microsecond nanoseconds."""
+    hour, minute, second, micro = (*clock, 0, 0, 0, 0)[:4]
     when = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
     delta = when - dt.datetime(1970, 1, 1, tzinfo=UTC)
     return (delta // dt.timedelta(microseconds=1)) * 1000 + micro_ns
