@@ -52,6 +52,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -186,23 +187,25 @@ class TimeLayout:
         return "".join(_token_regex(token) for token in self.tokens)
 
 
-_DIRECTIVES: Mapping[str, tuple[Part, int, int]] = {
-    "Y": (Part.YEAR, 4, 4),
-    "y": (Part.YEAR2, 2, 2),
-    "m": (Part.MONTH, 2, 2),
-    "b": (Part.MONTH_NAME, 3, 3),
-    "d": (Part.DAY, 2, 2),
-    "e": (Part.DAY_SPACE, 1, 2),
-    "a": (Part.WEEKDAY_NAME, 3, 3),
-    "H": (Part.HOUR, 2, 2),
-    "M": (Part.MINUTE, 2, 2),
-    "S": (Part.SECOND, 2, 2),
-    "f": (Part.FRACTION, 1, 9),
-    "L": (Part.MILLIS, 1, 3),
-    "z": (Part.ZONE, 1, 6),
-    "s": (Part.EPOCH_S, 10, 10),
-    "Q": (Part.EPOCH_MS, 13, 13),
-}
+_DIRECTIVES: Mapping[str, tuple[Part, int, int]] = MappingProxyType(
+    {
+        "Y": (Part.YEAR, 4, 4),
+        "y": (Part.YEAR2, 2, 2),
+        "m": (Part.MONTH, 2, 2),
+        "b": (Part.MONTH_NAME, 3, 3),
+        "d": (Part.DAY, 2, 2),
+        "e": (Part.DAY_SPACE, 1, 2),
+        "a": (Part.WEEKDAY_NAME, 3, 3),
+        "H": (Part.HOUR, 2, 2),
+        "M": (Part.MINUTE, 2, 2),
+        "S": (Part.SECOND, 2, 2),
+        "f": (Part.FRACTION, 1, 9),
+        "L": (Part.MILLIS, 1, 3),
+        "z": (Part.ZONE, 1, 6),
+        "s": (Part.EPOCH_S, 10, 10),
+        "Q": (Part.EPOCH_MS, 13, 13),
+    }
+)
 _NUMERIC = frozenset(
     {
         Part.YEAR,
@@ -380,25 +383,27 @@ def _token_regex(token: Token) -> str:
 # The layouts we know
 # --------------------------------------------------------------------------------------
 
-LAYOUTS: Mapping[str, TimeLayout] = {
-    name: layout(spec, name)
-    for name, spec in (
-        # Most specific first: detection breaks ties (same count, same position) by order.
-        ("rfc3339", "%Y-%m-%d[Tt ]%H:%M:%S([.]%f)?%z"),
-        ("iso8601", "%Y-%m-%d[T ]%H:%M:%S([.,]%f)?(%z)?"),
-        ("clf", "%d/%b/%Y:%H:%M:%S %z"),  # common log format: 10/Oct/2000:13:55:36 -0700
-        ("ctime", "%a %b %e %H:%M:%S %Y"),  # Apache: Sun Dec 04 04:47:44 2005
-        ("bgl", "%Y-%m-%d-%H.%M.%S.%f"),  # BGL's Time: 2005-06-03-15.42.50.675872
-        ("healthapp", "%Y%m%d-%-H:%-M:%-S:%L"),  # 20171223-22:15:29:606
-        ("yy/mm/dd", "%y/%m/%d %H:%M:%S"),  # Spark: 17/06/09 20:10:40
-        ("yymmdd", "%y%m%d %H%M%S"),  # HDFS: 081109 203615
-        ("syslog", "%b %e %H:%M:%S"),  # RFC 3164: Jun 14 15:16:01 (no year)
-        ("logcat", "%m-%d %H:%M:%S.%f"),  # Android: 03-17 16:13:38.811 (no year)
-        ("proxifier", "%m.%d %H:%M:%S"),  # [10.30 16:49:06] (no year)
-        ("epoch_ms", "%Q"),
-        ("epoch_s", "%s([.]%f)?"),
-    )
-}
+LAYOUTS: Mapping[str, TimeLayout] = MappingProxyType(
+    {
+        name: layout(spec, name)
+        for name, spec in (
+            # Most specific first: detection breaks ties (same count, same position) by order.
+            ("rfc3339", "%Y-%m-%d[Tt ]%H:%M:%S([.]%f)?%z"),
+            ("iso8601", "%Y-%m-%d[T ]%H:%M:%S([.,]%f)?(%z)?"),
+            ("clf", "%d/%b/%Y:%H:%M:%S %z"),  # common log format: 10/Oct/2000:13:55:36 -0700
+            ("ctime", "%a %b %e %H:%M:%S %Y"),  # Apache: Sun Dec 04 04:47:44 2005
+            ("bgl", "%Y-%m-%d-%H.%M.%S.%f"),  # BGL's Time: 2005-06-03-15.42.50.675872
+            ("healthapp", "%Y%m%d-%-H:%-M:%-S:%L"),  # 20171223-22:15:29:606
+            ("yy/mm/dd", "%y/%m/%d %H:%M:%S"),  # Spark: 17/06/09 20:10:40
+            ("yymmdd", "%y%m%d %H%M%S"),  # HDFS: 081109 203615
+            ("syslog", "%b %e %H:%M:%S"),  # RFC 3164: Jun 14 15:16:01 (no year)
+            ("logcat", "%m-%d %H:%M:%S.%f"),  # Android: 03-17 16:13:38.811 (no year)
+            ("proxifier", "%m.%d %H:%M:%S"),  # [10.30 16:49:06] (no year)
+            ("epoch_ms", "%Q"),
+            ("epoch_s", "%s([.]%f)?"),
+        )
+    }
+)
 """Every layout this module knows, by name, in detection order."""
 
 
@@ -411,25 +416,27 @@ class PresetTime:
     layout: TimeLayout
 
 
-PRESET_TIMES: Mapping[str, PresetTime] = {
-    "HDFS": PresetTime(("Date", "Time"), LAYOUTS["yymmdd"]),
-    "Hadoop": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
-    "Spark": PresetTime(("Date", "Time"), LAYOUTS["yy/mm/dd"]),
-    "Zookeeper": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
-    # BGL and Thunderbird also write a local wall-clock time; the epoch is UTC by definition.
-    "BGL": PresetTime(("Timestamp",), LAYOUTS["epoch_s"]),
-    "HPC": PresetTime(("Time",), LAYOUTS["epoch_s"]),
-    "Thunderbird": PresetTime(("Timestamp",), LAYOUTS["epoch_s"]),
-    "Linux": PresetTime(("Month", "Date", "Time"), LAYOUTS["syslog"]),
-    "HealthApp": PresetTime(("Time",), LAYOUTS["healthapp"]),
-    "Apache": PresetTime(("Time",), LAYOUTS["ctime"]),
-    "Proxifier": PresetTime(("Time",), LAYOUTS["proxifier"]),
-    "OpenSSH": PresetTime(("Date", "Day", "Time"), LAYOUTS["syslog"]),  # Date is the month
-    "OpenStack": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
-    "Mac": PresetTime(("Month", "Date", "Time"), LAYOUTS["syslog"]),
-    "Android": PresetTime(("Date", "Time"), LAYOUTS["logcat"]),
-    "Windows": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
-}
+PRESET_TIMES: Mapping[str, PresetTime] = MappingProxyType(
+    {
+        "HDFS": PresetTime(("Date", "Time"), LAYOUTS["yymmdd"]),
+        "Hadoop": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
+        "Spark": PresetTime(("Date", "Time"), LAYOUTS["yy/mm/dd"]),
+        "Zookeeper": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
+        # BGL and Thunderbird also write a local wall-clock time; the epoch is UTC by definition.
+        "BGL": PresetTime(("Timestamp",), LAYOUTS["epoch_s"]),
+        "HPC": PresetTime(("Time",), LAYOUTS["epoch_s"]),
+        "Thunderbird": PresetTime(("Timestamp",), LAYOUTS["epoch_s"]),
+        "Linux": PresetTime(("Month", "Date", "Time"), LAYOUTS["syslog"]),
+        "HealthApp": PresetTime(("Time",), LAYOUTS["healthapp"]),
+        "Apache": PresetTime(("Time",), LAYOUTS["ctime"]),
+        "Proxifier": PresetTime(("Time",), LAYOUTS["proxifier"]),
+        "OpenSSH": PresetTime(("Date", "Day", "Time"), LAYOUTS["syslog"]),  # Date is the month
+        "OpenStack": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
+        "Mac": PresetTime(("Month", "Date", "Time"), LAYOUTS["syslog"]),
+        "Android": PresetTime(("Date", "Time"), LAYOUTS["logcat"]),
+        "Windows": PresetTime(("Date", "Time"), LAYOUTS["iso8601"]),
+    }
+)
 """The time fields and layout of each of the 16 Loghub :data:`~logpipe.formats.PRESETS`."""
 
 _PRESET_BY_FOLDED_NAME = {name.casefold(): name for name in PRESETS}
