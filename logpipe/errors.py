@@ -12,7 +12,8 @@ them into a clear message and exit code 1 (2 for usage errors) instead of a trac
     ├── EvaluationError       ground truth and parsed results that cannot be compared
     └── LogQLError            a query that cannot be run; names its line and column
         ├── LogQLParseError   not LogQL at all (Loki's "parse error at line L, col C: ...")
-        └── LogQLValidationError  LogQL, but not a valid query (no matcher, unwrap missing)
+        ├── LogQLValidationError  LogQL, but not a valid query (no matcher, unwrap missing)
+        └── QueryLimitError   a query over a limit (range, series, entries, points, time)
 
 Messages name the file, line, byte offset or column, and say what to do about it.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "LogQLParseError",
     "LogQLValidationError",
     "LogpipeError",
+    "QueryLimitError",
     "StateError",
     "StoreError",
     "UsageError",
@@ -134,3 +136,7 @@ class LogQLParseError(LogQLError):
 
 class LogQLValidationError(LogQLError):
     """Well-formed LogQL that Loki would still reject (no non-empty matcher, bad unwrap)."""
+
+
+class QueryLimitError(LogQLError):
+    """A query over one of the engine's limits; served as HTTP 400, like Loki's limits."""
