@@ -187,7 +187,7 @@ class Engine:
             raise LogQLError("limit must be a positive value")
         if limit > self.limits.max_entries:
             raise QueryLimitError(
-                f"max entries limit per query exceeded, limit > max_entries_limit "
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query "
                 f"({limit} > {self.limits.max_entries})"
             )
         if end - start > self.limits.max_range_ns:
@@ -276,9 +276,7 @@ class Engine:
 
     def _limit(self, value: _Value) -> _Value:
         if isinstance(value, _SeriesSet) and len(value.series) > self.limits.max_series:
-            raise QueryLimitError(
-                f"maximum of series ({self.limits.max_series}) reached for a single query"
-            )
+            raise QueryLimitError(_too_many_series(self.limits.max_series))
         return value
 
     def _range_agg(self, expr: ast.RangeAggregation, tenant: str, steps: np.ndarray,
@@ -298,8 +296,7 @@ class Engine:
                 if entry is None:
                     entry = samples[key] = (labels, [], [])
                     if len(samples) > self.limits.max_series:
-                        raise QueryLimitError(f"maximum of series ({self.limits.max_series}) "
-                                              "reached for a single query")  # fmt: skip
+                        raise QueryLimitError(_too_many_series(self.limits.max_series))
                 entry[1].append(ts)
                 entry[2].append(value)
         out = _SeriesSet(steps, {})
@@ -357,13 +354,41 @@ _ERROR_HINT = (
 )
 
 
+def _too_many_series(limit: int) -> str:
+    return (
+        f"maximum number of series ({limit}) reached for a single query; consider reducing "
+        "query cardinality by adding more specific stream selectors, reducing the time range, "
+        "or aggregating results with functions like sum(), count() or topk()"
+    )
+
+
+def _mentions_error(rng: ast.LogRange) -> bool:
+    """Whether a label filter names ``__error__``: then errors are wanted in the series.
+
+    Loki refuses series with ``__error__`` in metric queries "unless they've been
+    specifically requested", which is what such a filter does.
+    """
+    filters = [s.filter for s in rng.log.stages if isinstance(s, ast.LabelFilterStage)]
+    if rng.unwrap is not None:
+        filters.extend(rng.unwrap.post_filters)
+    stack = list(filters)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.AndFilter | ast.OrFilter):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, ast.StringFilter) and node.matcher.name == ERROR:
+            return True
+    return False
+
+
 def _extract(expr: ast.RangeAggregation, rng: ast.LogRange, rows: Rows
              ) -> Iterator[tuple[dict[str, str], int, float]]:  # fmt: skip
     """(series labels, ts, sample value) for each row of a range aggregation."""
     unwrap = rng.unwrap
+    preserve = _mentions_error(rng)
     if unwrap is None:
         for ts, line, labels in zip(rows.ts, rows.lines, rows.labels, strict=True):
-            if ERROR in labels:
+            if ERROR in labels and not preserve:
                 raise LogQLError(_ERROR_HINT.format(error=labels[ERROR],
                                                     series=format_labels(labels)))  # fmt: skip
             value = float(len(line.encode("utf-8"))) if expr.op.startswith("bytes") else 1.0
@@ -381,7 +406,7 @@ def _extract(expr: ast.RangeAggregation, rng: ast.LogRange, rows: Rows
     kept = filter_rows(rows, unwrap.post_filters) if unwrap.post_filters else range(len(rows))
     for i in kept:
         labels = rows.labels[i]
-        if ERROR in labels:
+        if ERROR in labels and not preserve:
             raise LogQLError(_ERROR_HINT.format(error=labels[ERROR], series=format_labels(labels)))
         labels.pop(ERROR_DETAILS, None)
         yield labels, rows.ts[i], converted[i]

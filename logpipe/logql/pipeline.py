@@ -80,7 +80,12 @@ def _ip_range(spec: str) -> Callable[[str], bool]:
     """A membership test for ``ip("...")``: an address, a CIDR or ``first-last``."""
     if "-" in spec:
         lo, hi = (ipaddress.ip_address(p.strip()) for p in spec.split("-", 1))
-        return lambda a: _addr(a) is not None and lo <= _addr(a) <= hi  # type: ignore[operator]
+
+        def within(text: str) -> bool:
+            ip = _addr(text)
+            return ip is not None and ip.version == lo.version and lo <= ip <= hi  # type: ignore[operator]
+
+        return within
     net = ipaddress.ip_network(spec.strip(), strict=False)
     return lambda a: (ip := _addr(a)) is not None and ip.version == net.version and ip in net
 
