@@ -287,6 +287,17 @@ class Engine:
         samples: dict[str, tuple[dict[str, str], list[int], list[float]]] = {}
         for rows in self._rows(rng.log, tenant, lo, hi, "forward"):
             deadline.check()
+            if rng.unwrap is None and rows.uniform:  # labels untouched: one series, in bulk
+                key = format_labels(rows.stream)
+                entry = samples.get(key)
+                if entry is None:
+                    entry = samples[key] = (dict(rows.stream), [], [])
+                entry[1].extend(rows.ts)
+                if expr.op.startswith("bytes"):
+                    entry[2].extend(float(len(x.encode("utf-8"))) for x in rows.lines)
+                else:
+                    entry[2].extend([1.0] * len(rows))
+                continue
             for row_labels, ts, value in _extract(expr, rng, rows):
                 labels = row_labels
                 if expr.grouping is not None:
