@@ -263,7 +263,7 @@ class Engine:
             out.add({}, np.full(len(steps), expr.value), np.ones(len(steps), bool))
             return out
         if isinstance(expr, ast.RangeAggregation):
-            return self._range_agg(expr, tenant, steps, deadline)
+            return self._limit(self._range_agg(expr, tenant, steps, deadline))
         if isinstance(expr, ast.VectorAggregation):
             inner = self._eval(expr.expr, tenant, steps, deadline)
             return self._limit(_vector_agg(expr, _as_series(inner)))
