@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
 
-.PHONY: run test test-data test-slow lint bench install clean
+.PHONY: run test test-data test-slow test-kafka lint bench install clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-data: $(STAMP)
 ## make test-slow: the long suites (memory on a 2-million-line file, ...).
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow and not gpu and not kafka"
+
+## make test-kafka: the suites against a real Kafka-protocol broker (noida-db, started and
+## stopped by the fixtures on a free loopback port): exactly-once, kill -9, broker restart.
+test-kafka: $(STAMP)
+	$(BIN)/python -m pytest -q -m "kafka and not gpu"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

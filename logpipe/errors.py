@@ -9,6 +9,7 @@ them into a clear message and exit code 1 (2 for usage errors) instead of a trac
     ├── InputError            an input that cannot be read (missing file, truncated gzip/zstd)
     ├── StateError            a saved parser state that is corrupt or from another version
     ├── StoreError            log store: bad tenant, labels or offsets; a damaged segment
+    ├── PipelineError         the streaming pipeline stopped: a source or stage failed
     ├── EvaluationError       ground truth and parsed results that cannot be compared
     └── LogQLError            a query that cannot be run; names its line and column
         ├── LogQLParseError   not LogQL at all (Loki's "parse error at line L, col C: ...")
@@ -28,6 +29,7 @@ __all__ = [
     "LogQLParseError",
     "LogQLValidationError",
     "LogpipeError",
+    "PipelineError",
     "QueryLimitError",
     "StateError",
     "StoreError",
@@ -101,6 +103,12 @@ class StoreError(LogpipeError):
         self.tenant = tenant
         self.stream = stream
         self.path = path
+
+
+class PipelineError(LogpipeError):
+    """The streaming pipeline (``logpipe/pipeline/``) could not go on: a source failed in
+    a way it cannot retry (bad credentials, an unknown topic), or it did not drain in time.
+    Nothing acknowledged is lost; what was not acknowledged is read again on restart."""
 
 
 class EvaluationError(LogpipeError):

@@ -1,0 +1,172 @@
+"""Streaming throughput: Kafka → pipeline → store (committed) beside a bare consumer.
+
+Why this baseline: kafka-python's own consumer loop is the ceiling for any Python
+pipeline on it; the ratio says how much of that our decode, batching, archive writes
+(segments fsync'd, manifest replaced) and offset commits cost. Both read the same topic
+from the same local broker (``noida-db``, DESIGN.md §5) in the same run, with the same
+fetch settings, each in its own consumer group.
+
+Lines come from ``raw/HDFS_20000.log`` of the shared data when present (repeated),
+synthetic HDFS-like lines otherwise. ``python -m benchmarks.streaming [--quick] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from logpipe.connectors.kafka import KafkaSource, KafkaSourceConfig
+
+from benchmarks.common import default_data_dir
+from logpipe.pipeline import BatchLimits, Pipeline, StoreSink
+from logpipe.store import Store
+
+PARTITIONS = 4
+FETCH = {"max_poll_records": 20_000, "fetch_max_bytes": 64 << 20}
+
+
+def _lines(n: int) -> list[bytes]:
+    path = default_data_dir() / "raw" / "HDFS_20000.log"
+    if path.is_file():
+        base = path.read_bytes().splitlines()
+    else:
+        base = [
+            b"081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder %d for "
+            b"block blk_%d terminating" % (i % 3, 38865049064139660 + i * 7919)
+            for i in range(20_000)
+        ]
+    return [base[i % len(base)] for i in range(n)]
+
+
+def _noida() -> str:
+    beside = Path(sys.executable).parent / "noida-db"
+    found = str(beside) if beside.is_file() else shutil.which("noida-db")
+    if found is None:
+        raise SystemExit("noida-db is not installed: pip install noida-db==0.2.3")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _produce(bootstrap: str, topic: str, lines: list[bytes]) -> float:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=512 << 10)
+    t0 = time.perf_counter()
+    for i, line in enumerate(lines):
+        producer.send(topic, value=line, partition=i % PARTITIONS)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - t0
+
+
+def _bare(bootstrap: str, topic: str, n: int) -> float:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id="bench-bare",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **FETCH,
+    )
+    t0 = time.perf_counter()
+    seen = 0
+    while seen < n:
+        for records in consumer.poll(timeout_ms=500).values():
+            seen += len(records)
+    consumer.commit()
+    elapsed = time.perf_counter() - t0
+    consumer.close()
+    return elapsed
+
+
+def _ours(bootstrap: str, topic: str, n: int, store_dir: Path) -> tuple[float, int]:
+    config = KafkaSourceConfig(
+        bootstrap_servers=bootstrap,
+        topics=[topic],
+        group_id="bench-logpipe",
+        labels={"app": "hdfs"},
+        payload="text",
+        options=FETCH,
+    )
+    store = Store(store_dir)
+    pipe = Pipeline(
+        [KafkaSource(config)],
+        [],
+        [StoreSink(store)],
+        limits=BatchLimits(max_lines=100_000, max_age_s=1.0),
+    )
+    t0 = time.perf_counter()
+    pipe.start()
+    while pipe.stats.lines_out < n and pipe.error is None:
+        time.sleep(0.01)
+    pipe.stop()  # drain: every offset committed before join returns
+    pipe.join()
+    elapsed = time.perf_counter() - t0
+    if pipe.error is not None:
+        raise SystemExit(f"pipeline failed: {pipe.error}")
+    stored = store.stats("fake").entries
+    return elapsed, stored
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.streaming", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="100k lines instead of 500k")
+    parser.add_argument("--lines", type=int, default=None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args(argv)
+    n = args.lines or (100_000 if args.quick else 500_000)
+    lines = _lines(n)
+    noida = _noida()
+    with tempfile.TemporaryDirectory(prefix="logpipe-stream-") as tmp:
+        data_dir, port = Path(tmp) / "broker", _free_port()
+        bootstrap = f"127.0.0.1:{port}"
+        up = [noida, "up", "--only", "kafka", "--host", "127.0.0.1"]
+        up += ["--kafka-port", str(port), "--data-dir", str(data_dir)]
+        subprocess.run(up, check=True, capture_output=True)
+        try:
+            produce_s = _produce(bootstrap, "bench", lines)
+            bare_s = _bare(bootstrap, "bench", n)
+            ours_s, stored = _ours(bootstrap, "bench", n, Path(tmp) / "store")
+        finally:
+            down = [noida, "down", "--data-dir", str(data_dir)]
+            subprocess.run(down, check=True, capture_output=True)
+    if stored != n:
+        raise SystemExit(f"stored {stored} lines, produced {n}")
+    raw_mb = sum(map(len, lines)) / 1e6
+    figures: dict[str, Any] = {
+        "lines": n,
+        "raw_mb": round(raw_mb, 1),
+        "produce_lines_per_s": round(n / produce_s),
+        "bare_consumer_lines_per_s": round(n / bare_s),
+        "logpipe_lines_per_s": round(n / ours_s),
+        "logpipe_mb_per_s": round(raw_mb / ours_s, 1),
+        "ratio_vs_bare": round(bare_s / ours_s, 3),
+        "unit": "lines/s end to end (consume, archive with fsync, commit)",
+    }
+    print(f"lines                 {n:,} ({raw_mb:.1f} MB)")
+    print(f"bare kafka-python     {figures['bare_consumer_lines_per_s']:>10,} lines/s")
+    print(f"logpipe → store       {figures['logpipe_lines_per_s']:>10,} lines/s (committed)")
+    print(f"ratio                 {figures['ratio_vs_bare']:.2f}x of the bare consumer")
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

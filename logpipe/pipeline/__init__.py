@@ -1,0 +1,54 @@
+"""The streaming pipeline: sources → stages → sinks over LogBatches (DESIGN.md §2).
+
+Modules, one job each: ``api`` (the Source/Stage/Sink contracts and the Chunk a source
+emits), ``batching`` (flush by size and age), ``runner`` (threads, backpressure, drain,
+acks), ``store_sink`` (the store as an idempotent sink), ``stages`` (small stages),
+``metrics`` (Prometheus), ``health`` (live/ready). Sources live in ``logpipe.connectors``.
+
+A daemon builds one :class:`Pipeline` and calls :meth:`Pipeline.run` (blocks, drains on
+SIGTERM/SIGINT) or :meth:`Pipeline.start` / :meth:`Pipeline.stop` / :meth:`Pipeline.join`.
+"""
+
+from __future__ import annotations
+
+from logpipe.pipeline.api import (
+    AckToken,
+    Chunk,
+    CountsDrops,
+    DrainFn,
+    Drops,
+    ResumeFn,
+    Sink,
+    Source,
+    Stage,
+    WriteResult,
+)
+from logpipe.pipeline.batching import Batcher, BatchLimits
+from logpipe.pipeline.health import Health, HealthSnapshot
+from logpipe.pipeline.metrics import PipelineMetrics
+from logpipe.pipeline.runner import Pipeline, PipelineStats
+from logpipe.pipeline.stages import DetectTimestamps, LineLimit
+from logpipe.pipeline.store_sink import StoreSink
+
+__all__ = [
+    "AckToken",
+    "BatchLimits",
+    "Batcher",
+    "Chunk",
+    "CountsDrops",
+    "DetectTimestamps",
+    "DrainFn",
+    "Drops",
+    "Health",
+    "HealthSnapshot",
+    "LineLimit",
+    "Pipeline",
+    "PipelineMetrics",
+    "PipelineStats",
+    "ResumeFn",
+    "Sink",
+    "Source",
+    "Stage",
+    "StoreSink",
+    "WriteResult",
+]
