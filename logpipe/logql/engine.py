@@ -25,14 +25,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from logpipe.errors import LogQLError, QueryLimitError
 from logpipe.labels import MatchOp, format_labels, parse_labels
 from logpipe.logql import ast
 from logpipe.logql.parser import parse
-from logpipe.logql.pipeline import ERROR, ERROR_DETAILS, Rows, filter_rows, run_pipeline
+from logpipe.logql.pipeline import (
+    ERROR,
+    ERROR_DETAILS,
+    Rows,
+    filter_rows,
+    kernel_mask,
+    run_pipeline,
+)
 from logpipe.logql.results import (
     Matrix,
     QueryResult,
@@ -220,7 +225,7 @@ class Engine:
                                     contains=[str(c) for c in contains]):  # fmt: skip
             batch = read
             if kernel_filters:
-                batch = read.filter(_kernel_mask(read.column("line"), kernel_filters))
+                batch = read.filter(kernel_mask(read.column("line"), kernel_filters))
             if not batch.num_rows:
                 continue
             ts = batch.column("ts").cast("int64").to_numpy(zero_copy_only=False)
@@ -375,24 +380,6 @@ def _kernel_filters(stages: Sequence[ast.Stage]) -> Iterator[ast.LineFilter]:
         ):
             return
         yield stage
-
-
-def _kernel_mask(lines: pa.Array, filters: Sequence[ast.LineFilter]) -> pa.Array:
-    """Which lines pass every filter (``or`` values within one), computed on the bytes."""
-    keep = None
-    for f in filters:
-        hit = None
-        for value in f.values:
-            assert isinstance(value, str)
-            if f.op in ("|=", "!="):
-                one = pc.match_substring(lines, pattern=value)
-            else:
-                one = pc.match_substring_regex(lines, pattern=value)
-            hit = one if hit is None else pc.or_(hit, one)
-        if f.op in ("!=", "!~"):
-            hit = pc.invert(hit)
-        keep = hit if keep is None else pc.and_(keep, hit)
-    return pc.fill_null(keep, False)
 
 
 _ERROR_HINT = (
