@@ -22,7 +22,6 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pyarrow as pa
@@ -39,23 +38,44 @@ ERROR = "__error__"
 ERROR_DETAILS = "__error_details__"
 
 
-@dataclass
 class Rows:
-    """One stream's rows: what every stage reads and rewrites."""
+    """One stream's rows: what every stage reads and rewrites.
 
-    ts: list[int]
-    lines: list[str]
-    labels: list[dict[str, str]]
-    stream: Mapping[str, str] = field(default_factory=dict)  # the stream's own labels
+    Per-row label sets are made only when a stage needs them (a parser, a label stage):
+    until then every row has the stream's labels, and line filters and range counts run
+    on arrays alone.
+    """
+
+    def __init__(self, stream: Mapping[str, str], ts: list[int], lines: list[str]) -> None:
+        self.stream = stream
+        self.ts = ts
+        self.lines = lines
+        self._labels: list[dict[str, str]] | None = None
 
     @classmethod
     def of(cls, stream: Mapping[str, str], ts: Sequence[int], lines: Sequence[str]) -> Rows:
-        return cls(list(ts), list(lines), [dict(stream) for _ in lines], stream)
+        return cls(stream, list(ts), list(lines))
+
+    @property
+    def labels(self) -> list[dict[str, str]]:
+        if self._labels is None:
+            self._labels = [dict(self.stream) for _ in self.lines]
+        return self._labels
+
+    @labels.setter
+    def labels(self, value: list[dict[str, str]]) -> None:
+        self._labels = value
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every row still has just the stream's labels."""
+        return self._labels is None
 
     def keep(self, mask: Sequence[bool]) -> None:
         self.ts = [t for t, k in zip(self.ts, mask, strict=True) if k]
         self.lines = [x for x, k in zip(self.lines, mask, strict=True) if k]
-        self.labels = [x for x, k in zip(self.labels, mask, strict=True) if k]
+        if self._labels is not None:
+            self._labels = [x for x, k in zip(self._labels, mask, strict=True) if k]
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -80,7 +100,12 @@ def _ip_range(spec: str) -> Callable[[str], bool]:
     """A membership test for ``ip("...")``: an address, a CIDR or ``first-last``."""
     if "-" in spec:
         lo, hi = (ipaddress.ip_address(p.strip()) for p in spec.split("-", 1))
-        return lambda a: _addr(a) is not None and lo <= _addr(a) <= hi  # type: ignore[operator]
+
+        def within(text: str) -> bool:
+            ip = _addr(text)
+            return ip is not None and ip.version == lo.version and lo <= ip <= hi  # type: ignore[operator]
+
+        return within
     net = ipaddress.ip_network(spec.strip(), strict=False)
     return lambda a: (ip := _addr(a)) is not None and ip.version == net.version and ip in net
 

@@ -68,12 +68,16 @@ def format_duration(nanos: int) -> str:
     return sign + "".join(parts)
 
 
-_BYTES = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s?([kmgtpe]i?)?b", re.IGNORECASE)
+_BYTES = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s?(?:([kmgtpe]i?)b?|b)?", re.IGNORECASE)
 _BYTE_POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
 
 
 def parse_bytes(text: str) -> int:
-    """Bytes of a size such as ``512B``, ``10kB`` (10,000) or ``1.5KiB`` (1,536)."""
+    """Bytes of a size such as ``512``, ``512B``, ``10kB`` (10,000), ``1.5KiB`` (1,536), ``3M``.
+
+    Units are optional and case-insensitive, as in go-humanize, which Loki uses to read a
+    label's value for a byte filter or ``unwrap bytes()``.
+    """
     m = _BYTES.fullmatch(text)
     if m is None:
         raise ValueError(f"invalid byte size {text!r}")
