@@ -73,8 +73,12 @@ def register(app: click.Group) -> None:
 
         table = Table(title=f"ingested into {store_dir} as {report.labels} (tenant {tenant})")
         for column in ("file", "lines", "stored", "time carried", "rejected"):
-            table.add_column(column, justify="left" if column in ("file", "rejected") else "right")
+            left = column in ("file", "rejected")
+            table.add_column(column, justify="left" if left else "right", overflow="fold")
         for f in report.files:
             rejected = ", ".join(f"{k}: {v}" for k, v in sorted(f.rejected.items())) or "-"
             table.add_row(f.path, str(f.lines), str(f.stored), str(f.time_filled), rejected)
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # a pipe or a log file: do not cut paths at 80 columns
+            console = Console(width=200)
+        console.print(table)

@@ -35,12 +35,7 @@ def _local(store_dir: Path, query: str, params: dict[str, str | None], instant: 
     from logpipe.logql.engine import Engine  # noqa: PLC0415 - pyarrow only for local queries
     from logpipe.logql.results import to_loki_json  # noqa: PLC0415
     from logpipe.server.jsonbody import encode_body  # noqa: PLC0415
-    from logpipe.server.params import (  # noqa: PLC0415
-        Params,
-        check_entries_limit,
-        parse_instant,
-        parse_range,
-    )
+    from logpipe.server.params import Params, parse_instant, parse_range  # noqa: PLC0415
     from logpipe.store import Store, validate_tenant  # noqa: PLC0415
 
     engine = Engine(Store(store_dir))
@@ -49,12 +44,10 @@ def _local(store_dir: Path, query: str, params: dict[str, str | None], instant: 
     now = time.time_ns()
     if instant:
         ip = parse_instant(values, now)
-        check_entries_limit(ip.limit, engine.limits.max_entries)
         result = engine.query_instant(ip.query, time_ns=ip.time_ns, tenant=tenant,
                                       direction=ip.direction, limit=ip.limit)  # fmt: skip
     else:
-        rp = parse_range(values, now, engine.limits.max_points)
-        check_entries_limit(rp.limit, engine.limits.max_entries)
+        rp = parse_range(values, now)
         result = engine.query_range(rp.query, start_ns=rp.start_ns, end_ns=rp.end_ns,
                                     step_ns=rp.step_ns, tenant=tenant, direction=rp.direction,
                                     limit=rp.limit)  # fmt: skip

@@ -24,19 +24,17 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Literal
 
-from logpipe.errors import QueryLimitError, UsageError
+from logpipe.errors import UsageError
 from logpipe.logql.units import parse_duration
 
 __all__ = [
     "DEFAULT_LIMIT",
     "DEFAULT_SINCE_NS",
-    "MAX_POINTS",
     "Direction",
     "InstantParams",
     "ParameterError",
     "Params",
     "RangeParams",
-    "check_entries_limit",
     "default_step_ns",
     "parse_bounds",
     "parse_direction",
@@ -52,8 +50,6 @@ Direction = Literal["forward", "backward"]
 NS_PER_S = 1_000_000_000
 DEFAULT_LIMIT = 100
 DEFAULT_SINCE_NS = 3600 * NS_PER_S
-#: Loki refuses range queries of more points per series than this (its resolution limit).
-MAX_POINTS = 11_000
 _INT64_MAX = (1 << 63) - 1
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _RFC3339 = re.compile(
@@ -247,8 +243,9 @@ def _query(params: Params) -> str:
     return query
 
 
-def parse_range(params: Params, now_ns: int, max_points: int = MAX_POINTS) -> RangeParams:
-    """Check a ``query_range`` request as Loki's HTTP layer does."""
+def parse_range(params: Params, now_ns: int) -> RangeParams:
+    """Check a ``query_range`` request as Loki's HTTP layer does (the engine checks the
+    limits: entries, points per series, range length)."""
     query = _query(params)
     start, end = parse_bounds(params, now_ns)
     if end < start:
@@ -260,12 +257,6 @@ def parse_range(params: Params, now_ns: int, max_points: int = MAX_POINTS) -> Ra
             "step",
             "zero or negative query resolution step widths are not accepted. "
             "Try a positive integer",
-        )
-    if (end - start) // step > max_points:
-        raise ParameterError(
-            "step",
-            f"exceeded maximum resolution of {max_points:,} points per timeseries. "
-            "Try increasing the value of the step parameter",
         )
     interval_text = params.get("interval")
     interval = None if interval_text is None else parse_step(interval_text, "interval")
@@ -290,12 +281,3 @@ def parse_instant(params: Params, now_ns: int) -> InstantParams:
         limit=parse_limit(params.get("limit")),
         direction=parse_direction(params.get("direction")),
     )
-
-
-def check_entries_limit(limit: int, max_entries: int) -> None:
-    """Loki's ``max_entries_limit_per_query``: a larger ``limit`` is refused, not capped."""
-    if limit > max_entries:
-        raise QueryLimitError(
-            "max entries limit per query exceeded, limit > max_entries_limit "
-            f"({limit} > {max_entries})"
-        )
