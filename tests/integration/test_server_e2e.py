@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from logpipe.logql.engine import QueryLimits
@@ -176,11 +176,101 @@ _FRAGMENTS = st.sampled_from(
         "\n",
     ]
 )
+_SELECTORS = st.sampled_from(
+    ['{app="api"}', '{app=~"a.*|db"}', '{app="db"}', '{app!="x", app=~".+"}', '{app="none"}']
+)
+_STAGES = st.sampled_from(
+    [
+        '|= "error"',
+        '!= "req 1"',
+        '|~ "req [0-9]+"',
+        "| logfmt",
+        "| json",
+        '| level="error"',
+        "| ms > 100",
+        "| ms > 1s",
+        '| line_format "{{.level}} {{.msg}}"',
+        "| label_format lvl=level",
+        "| drop ms",
+        "| keep level",
+        "| regexp `level=(?P<lv>\\w+)`",
+        "| pattern `<_> msg=<m>`",
+        "| decolorize",
+        '| level=~"e.*" or ms < 50',
+        "| __error__=``",
+        '|= ip("1.2.3.4")',
+    ]
+)
+_RANGES = st.sampled_from(["[1m]", "[5m]", "[30s]", "[1h]", "[1m] offset 1m"])
+_LOG_QUERIES = st.builds(
+    lambda sel, stages: sel + " " + " ".join(stages), _SELECTORS, st.lists(_STAGES, max_size=4)
+)
+_RANGE_AGGS = st.builds(
+    lambda fn, q, r: f"{fn}({q} {r})",
+    st.sampled_from(
+        ["count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time"]
+    ),
+    _LOG_QUERIES,
+    _RANGES,
+)
+_UNWRAP_AGGS = st.builds(
+    lambda fn, q, r: f"{fn}({q} | logfmt | unwrap ms {r})",
+    st.sampled_from(
+        [
+            "sum_over_time",
+            "avg_over_time",
+            "max_over_time",
+            "min_over_time",
+            "stddev_over_time",
+            "quantile_over_time(0.9,",
+            "first_over_time",
+            "rate_counter",
+        ]
+    ),
+    _SELECTORS,
+    _RANGES,
+).map(lambda q: q.replace("(0.9,(", "(0.9, ").replace(",(", ", "))
+_METRICS = st.one_of(_RANGE_AGGS, _UNWRAP_AGGS).flatmap(
+    lambda inner: st.sampled_from(
+        [
+            inner,
+            f"sum({inner})",
+            f"sum by (level) ({inner})",
+            f"count without (app) ({inner})",
+            f"topk(2, {inner})",
+            f"avg({inner}) > 0.1",
+            f"{inner} / 2",
+            f"{inner} * on(app) {inner}",
+            f"sort_desc({inner})",
+            f"vector(1) + {inner}",
+        ]
+    )
+)
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, valid: st.SearchStrategy[str]) -> str:
+    """A valid query with one character cut, doubled or inserted: almost-valid queries."""
+    text = draw(valid)
+    at = draw(st.integers(0, len(text) - 1))
+    how = draw(st.sampled_from(["cut", "dup", "insert"]))
+    if how == "cut":
+        return text[:at] + text[at + 1 :]
+    if how == "dup":
+        return text[:at] + text[at] + text[at:]
+    return text[:at] + draw(st.sampled_from(list('{}()[]"`|=~!,. 0a\\'))) + text[at:]
+
+
+_VALID = st.one_of(_LOG_QUERIES, _METRICS)
 _QUERIES = st.one_of(
+    _VALID,
+    _mutated(_VALID),
     st.lists(_FRAGMENTS, max_size=8).map("".join),
     st.text(max_size=40),
 )
 _PARAM_VALUES = st.one_of(
+    st.none(),
+    st.none(),
     st.none(),
     st.sampled_from(
         [
@@ -231,6 +321,7 @@ def test_fuzzed_requests_get_200_or_400_never_500(  # noqa: PLR0917 - one per pa
     path = "/loki/api/v1/query" if instant else "/loki/api/v1/query_range"
     sent = {k: v for k, v in params.items() if v is not None}
     status, _, body = http(url + path, params=sent)
+    event(f"HTTP {status}")  # --hypothesis-show-statistics shows the mix
     assert status in (200, 400), (status, sent, body)
     if status == 200:
         assert json.loads(body)["status"] == "success"
