@@ -239,9 +239,10 @@ class Engine:
         grouped: dict[str, Stream] = {}
         taken = 0
         for rows in self._rows(log, tenant, start, end, direction):
-            for ts, line, labels in zip(rows.ts, rows.lines, rows.labels, strict=True):
+            for ts, line, row_labels in zip(rows.ts, rows.lines, rows.labels, strict=True):
                 if taken >= limit:
                     break
+                labels = _present(row_labels)
                 key = format_labels(labels)
                 stream = grouped.get(key)
                 if stream is None:
@@ -263,7 +264,7 @@ class Engine:
             out.add({}, np.full(len(steps), expr.value), np.ones(len(steps), bool))
             return out
         if isinstance(expr, ast.RangeAggregation):
-            return self._range_agg(expr, tenant, steps, deadline)
+            return self._limit(self._range_agg(expr, tenant, steps, deadline))
         if isinstance(expr, ast.VectorAggregation):
             inner = self._eval(expr.expr, tenant, steps, deadline)
             return self._limit(_vector_agg(expr, _as_series(inner)))
@@ -299,9 +300,9 @@ class Engine:
                     entry[2].extend([1.0] * len(rows))
                 continue
             for row_labels, ts, value in _extract(expr, rng, rows):
-                labels = row_labels
+                labels = _present(row_labels)
                 if expr.grouping is not None:
-                    labels = _group_labels(row_labels, expr.grouping)
+                    labels = _group_labels(labels, expr.grouping)
                 key = format_labels(labels)
                 entry = samples.get(key)
                 if entry is None:
@@ -346,6 +347,13 @@ class Engine:
                       zip(value.steps, values, present, strict=True) if p]  # fmt: skip
             out.append(Series(labels, points))
         return out
+
+
+def _present(labels: dict[str, str]) -> dict[str, str]:
+    """A label with an empty value is no label (Prometheus's and Loki's label model)."""
+    if all(labels.values()):
+        return labels
+    return {k: v for k, v in labels.items() if v}
 
 
 def _leading_filters(stages: Sequence[ast.Stage]) -> Iterator[ast.LineFilter]:

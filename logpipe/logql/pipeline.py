@@ -281,7 +281,12 @@ def _json(rows: Rows, stage: ast.JsonParser) -> None:
 _LOGFMT = re.compile(r'\s*([^\s="]+)(?:=("(?:[^"\\]|\\.)*"|[^\s"]*))?')
 
 
-def _logfmt_pairs(line: str, strict: bool) -> list[tuple[str, str | None]]:
+def _logfmt_pairs(line: str, strict: bool) -> tuple[list[tuple[str, str | None]], str | None]:
+    """The line's ``key=value`` pairs, and the error that stopped a strict parse.
+
+    Lenient (the default) skips what it cannot read and goes on; ``--strict`` stops at the
+    first malformed token, keeping the pairs read before it.
+    """
     pairs: list[tuple[str, str | None]] = []
     pos = 0
     while pos < len(line):
@@ -290,7 +295,7 @@ def _logfmt_pairs(line: str, strict: bool) -> list[tuple[str, str | None]]:
         m = _LOGFMT.match(line, pos)
         if m is None or m.end() == pos:
             if strict:
-                raise ValueError(f"logfmt syntax error at pos {pos + 1}: unexpected {line[pos]!r}")
+                return pairs, f"logfmt syntax error at pos {pos + 1}: unexpected {line[pos]!r}"
             pos += 1
             continue
         raw = m.group(2)
@@ -302,25 +307,20 @@ def _logfmt_pairs(line: str, strict: bool) -> list[tuple[str, str | None]]:
                 value = json.loads(raw)
             except ValueError:
                 if strict:
-                    raise ValueError(f"logfmt syntax error at pos {m.start(2) + 1}") from None
+                    return pairs, f"logfmt syntax error at pos {m.start(2) + 1}: bad quoted value"
                 value = raw.strip('"')
         else:
             value = raw
         pairs.append((m.group(1), value))
         pos = m.end()
-    return pairs
+    return pairs, None
 
 
 def _logfmt(rows: Rows, stage: ast.LogfmtParser) -> None:
     wanted = {e.expression or e.label: e.label for e in stage.extractions}
     for i, line in enumerate(rows.lines):
         labels = rows.labels[i]
-        try:
-            pairs = _logfmt_pairs(line, stage.strict)
-        except ValueError as exc:
-            labels[ERROR] = "LogfmtParserErr"
-            labels[ERROR_DETAILS] = str(exc)
-            continue
+        pairs, error = _logfmt_pairs(line, stage.strict)
         for key, value in pairs:
             if value is None and not stage.keep_empty:
                 continue
@@ -329,6 +329,9 @@ def _logfmt(rows: Rows, stage: ast.LogfmtParser) -> None:
                     _add(labels, rows.stream, wanted[key], value or "")
             else:
                 _add(labels, rows.stream, key, value or "")
+        if error is not None:
+            labels[ERROR] = "LogfmtParserErr"
+            labels[ERROR_DETAILS] = error
 
 
 @lru_cache(maxsize=256)

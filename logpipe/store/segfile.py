@@ -19,19 +19,29 @@ import pyarrow as pa
 
 from logpipe.archive.codec import EncodedSegment, encode_segment
 from logpipe.archive.container import ArchiveReader, ArchiveWriter
-from logpipe.archive.segment import TS_STREAM, SegmentError, decode_segment, parse_int_type
+from logpipe.archive.segment import (
+    TS_STREAM,
+    SegmentError,
+    decode_segment,
+    grep_segment,
+    parse_int_type,
+)
 from logpipe.parsing import TemplateMiner
+from logpipe.store.grams import build_grams, grams_may_contain
 
 __all__ = [
+    "GRAMS_STREAM",
     "SEGMENT_META_FORMAT",
     "decode_lines",
     "encode_lines",
+    "may_hold_needles",
     "read_segment_file",
     "timestamps_array",
     "write_segment_file",
 ]
 
 SEGMENT_META_FORMAT = "logpipe-store-segment"
+GRAMS_STREAM = "grams"  # the 8-gram filter (logpipe/store/grams.py); absent in old segments
 
 
 def encode_lines(lines: Sequence[bytes], ts: np.ndarray) -> EncodedSegment:
@@ -40,7 +50,9 @@ def encode_lines(lines: Sequence[bytes], ts: np.ndarray) -> EncodedSegment:
     A fresh miner per segment: a segment is immutable and self-contained, and decoding it
     never needs another one's state.
     """
-    return encode_segment(lines, True, TemplateMiner(), timestamps=ts)
+    encoded = encode_segment(lines, True, TemplateMiner(), timestamps=ts)
+    encoded.streams[GRAMS_STREAM] = build_grams(lines)
+    return encoded
 
 
 def write_segment_file(
@@ -92,8 +104,14 @@ def decode_lines(text: bytes, n: int) -> pa.Array:
     ).cast(pa.binary())
 
 
-def read_segment_file(file: BinaryIO, name: str) -> tuple[np.ndarray, pa.Array]:
-    """Timestamps and lines of a store segment file (``file`` is closed here).
+def read_segment_file(
+    file: BinaryIO, name: str, needle: str | None = None
+) -> tuple[np.ndarray, pa.Array, np.ndarray | None]:
+    """All timestamps, the lines, and which rows they are (``file`` is closed here).
+
+    Without a ``needle`` the lines are all of them (rows ``None``); with one, only those
+    containing it, found by ``grep_segment`` on the compressed layout without rendering
+    the others.
 
     Raises :class:`~logpipe.archive.container.ArchiveError` on damage and
     :class:`~logpipe.archive.segment.SegmentError` on contents that do not add up.
@@ -104,5 +122,22 @@ def read_segment_file(file: BinaryIO, name: str) -> tuple[np.ndarray, pa.Array]:
         segment = reader.read(reader.segments[0].index)
     header = segment.info.header
     ts = timestamps_array(header, segment.streams)
+    if needle is not None:  # search the compressed layout; render only the lines that hold it
+        hits = grep_segment(header, segment.streams, needle)
+        rows = np.array([row for row, _ in hits], dtype=np.int64)
+        return ts, pa.array([line for _, line in hits], pa.binary()), rows
     lines = decode_lines(decode_segment(header, segment.streams), int(header["lines"]))
-    return ts, lines
+    return ts, lines, None
+
+
+def may_hold_needles(file: BinaryIO, name: str, needles: Sequence[str]) -> bool:
+    """Whether the segment file may hold a line containing every needle (``file`` closed).
+
+    Reads only the segment's 8-gram filter stream; a segment without one may hold anything.
+    """
+    with ArchiveReader(Path(name), file=file) as reader:
+        info = reader.segments[0]
+        if GRAMS_STREAM not in info.stream_sizes:
+            return True
+        stream = reader.read(info.index, [GRAMS_STREAM]).streams[GRAMS_STREAM]
+    return all(grams_may_contain(stream, n.encode("utf-8")) for n in needles)

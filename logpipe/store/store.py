@@ -42,11 +42,17 @@ from logpipe.errors import StoreError
 from logpipe.labels import LABEL_NAME, LabelError, LabelMatcher, format_labels, parse_labels
 from logpipe.labels import stream_id as make_stream_id
 from logpipe.store.fsio import StoreFiles
+from logpipe.store.grams import GRAM
 from logpipe.store.index import build_index
 from logpipe.store.manifest import Manifest, SegmentEntry
 from logpipe.store.query import Direction, candidates, matching_streams, merge_rows
 from logpipe.store.retention import select_expired
-from logpipe.store.segfile import encode_lines, read_segment_file, write_segment_file
+from logpipe.store.segfile import (
+    encode_lines,
+    may_hold_needles,
+    read_segment_file,
+    write_segment_file,
+)
 from logpipe.store.tenants import validate_tenant
 
 __all__ = [
@@ -462,8 +468,22 @@ class Store:
 
     # -- queries ------------------------------------------------------------------------
 
-    def _load(self, tenant: str, entry: SegmentEntry) -> tuple[np.ndarray, pa.Array]:
-        """Open one segment: its timestamps and lines (StoreError on any damage)."""
+    def _may_hold(self, tenant: str, entry: SegmentEntry, needles: Sequence[str]) -> bool:
+        """Whether a segment's 8-gram filter lets every needle through (reads only it)."""
+        rel = f"{self._tenant_dir(tenant)}/{entry.path}"
+        where = {"tenant": tenant, "stream": format_labels(entry.labels), "path": entry.path}
+        try:
+            return may_hold_needles(self.files.open_input(rel), entry.path, needles)
+        except FileNotFoundError:
+            raise StoreError("segment listed in the manifest is missing", **where) from None
+        except (OSError, ArchiveError, SegmentError, KeyError, ValueError) as exc:
+            raise StoreError(f"segment is damaged: {exc}", **where) from None
+
+    def _load(
+        self, tenant: str, entry: SegmentEntry, needle: str | None = None
+    ) -> tuple[np.ndarray, pa.Array]:
+        """Open one segment: its timestamps and lines (StoreError on any damage); with a
+        ``needle``, only the lines holding it."""
         rel = f"{self._tenant_dir(tenant)}/{entry.path}"
         where = {"tenant": tenant, "stream": format_labels(entry.labels), "path": entry.path}
         try:
@@ -473,14 +493,14 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot open segment: {exc}", **where) from None
         try:
-            ts, lines = read_segment_file(file, entry.path)
+            ts, lines, rows = read_segment_file(file, entry.path, needle)
         except (ArchiveError, SegmentError, KeyError, ValueError) as exc:
             raise StoreError(f"segment is damaged: {exc}", **where) from None
         if len(ts) != entry.lines or (
             len(ts) and (int(ts[0]) != entry.min_ts or int(ts[-1]) != entry.max_ts)
         ):
             raise StoreError("segment does not match its manifest entry", **where)
-        return ts, lines
+        return (ts if rows is None else ts[rows]), lines
 
     def streams(
         self,
@@ -522,9 +542,12 @@ class Store:
         start, end = _bounds(start_ns, end_ns)
         manifest = self.manifest(tenant)
         chosen = candidates(manifest.segments, matchers, start, end, contains)
+        needle = max(contains, key=len) if contains else None  # searched in compressed form
+        if any(len(n.encode("utf-8")) >= GRAM for n in contains):  # the 8-gram filters
+            chosen = [e for e in chosen if self._may_hold(manifest.tenant, e, contains)]
         return merge_rows(
             chosen,
-            lambda entry: self._load(manifest.tenant, entry),
+            lambda entry: self._load(manifest.tenant, entry, needle),
             start,
             end,
             direction=direction,

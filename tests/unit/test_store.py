@@ -187,9 +187,9 @@ def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     opened: list[str] = []
     real = segfile.read_segment_file
 
-    def counting(file: object, name: str) -> object:
+    def counting(file: object, name: str, needle: str | None = None) -> object:
         opened.append(name)
-        return real(file, name)  # type: ignore[arg-type]
+        return real(file, name, needle)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store_module, "read_segment_file", counting)
     return opened
