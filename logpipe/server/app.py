@@ -43,6 +43,7 @@ from logpipe import __version__
 from logpipe.errors import LogQLError, StoreError, UsageError
 from logpipe.logql import format_query, parse
 from logpipe.logql.engine import Engine, QueryLimits
+from logpipe.logql.gotemplate import TemplateError
 from logpipe.logql.results import QueryResult, to_loki_json
 from logpipe.server.jsonbody import encode_body
 from logpipe.server.metrics import ServerMetrics
@@ -279,6 +280,10 @@ def _text_handler(status: int) -> Callable[[Request, Exception], Awaitable[Respo
     return handle
 
 
+async def _template_handler(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(f"invalid template in the query: {exc}", status_code=400)
+
+
 async def _validation_handler(request: Request, exc: Exception) -> Response:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors]
@@ -322,6 +327,9 @@ def create_app(
     )
     app.add_middleware(_Guard, metrics=ctx.metrics)
     app.add_exception_handler(LogQLError, _text_handler(400))
+    # A line_format/label_format template that does not compile is the query's fault; the
+    # engine compiles templates lazily and raises this rather than a LogQLError (reported).
+    app.add_exception_handler(TemplateError, _template_handler)
     app.add_exception_handler(UsageError, _text_handler(400))
     app.add_exception_handler(PushError, _text_handler(400))
     app.add_exception_handler(RequestValidationError, _validation_handler)

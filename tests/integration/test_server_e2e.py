@@ -117,6 +117,8 @@ def test_metric_queries_over_pushed_lines(url: str) -> None:
         ({"query": 'sum by (msg) (count_over_time({app="api"} | logfmt [1h]))'}, "series"),
         ({"query": '{app="api"} | unwrap ms'}, "parse error"),
         ({"query": '{app="api"'}, "line 1, col 11"),
+        # found by the fuzz test: a template that does not compile is the query's fault
+        ({"query": 'count_over_time({app="api"} | line_format "{{{.msg}}" [1m])'}, "template"),
     ],
 )
 def test_limits_and_query_errors_are_400(url: str, params: dict[str, str], needle: str) -> None:
