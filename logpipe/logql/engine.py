@@ -17,6 +17,7 @@ comparisons that filter unless ``bool``, and the set operators ``and``/``or``/``
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -29,7 +30,14 @@ from logpipe.errors import LogQLError, QueryLimitError
 from logpipe.labels import MatchOp, format_labels, parse_labels
 from logpipe.logql import ast
 from logpipe.logql.parser import parse
-from logpipe.logql.pipeline import ERROR, ERROR_DETAILS, Rows, filter_rows, run_pipeline
+from logpipe.logql.pipeline import (
+    ERROR,
+    ERROR_DETAILS,
+    Rows,
+    filter_rows,
+    kernel_mask,
+    run_pipeline,
+)
 from logpipe.logql.results import (
     Matrix,
     QueryResult,
@@ -201,37 +209,43 @@ class Engine:
     def _rows(
         self, log: ast.LogExpr, tenant: str, start: int, end: int, direction: str,
     ) -> Iterator[Rows]:  # fmt: skip
-        """Per-stream chunks of rows, in read order, after the pipeline."""
-        contains = [
-            s.values[0]
-            for s in _leading_filters(log.stages)
-            if s.op == "|=" and len(s.values) == 1 and isinstance(s.values[0], str) and s.values[0]
-        ]
+        """Per-stream chunks of rows, in read order, after the pipeline.
+
+        The leading line filters run as Arrow kernels on the stored bytes before any line
+        becomes a Python string; a ``|=`` needle also goes to the store, which skips the
+        segments that cannot hold it.
+        """
+        kernel_filters = list(_kernel_filters(log.stages))
+        stages = log.stages[len(kernel_filters) :]
+        contains = [f.values[0] for f in kernel_filters
+                    if f.op == "|=" and len(f.values) == 1 and f.values[0]]  # fmt: skip
         labels_of: dict[str, dict[str, str]] = {}
         order: Direction = "forward" if direction == "forward" else "backward"
-        for batch in self.store.read(tenant, log.matchers, start, end, direction=order,
-                                     contains=contains):  # fmt: skip
+        for read in self.store.read(tenant, log.matchers, start, end, direction=order,
+                                    contains=[str(c) for c in contains]):  # fmt: skip
+            batch = read
+            if kernel_filters:
+                batch = read.filter(kernel_mask(read.column("line"), kernel_filters))
+            if not batch.num_rows:
+                continue
             ts = batch.column("ts").cast("int64").to_numpy(zero_copy_only=False)
             streams = batch.column("stream")
-            keys = streams.cast("string").to_pylist() if streams.type.id != 29 else None
-            if keys is None:
-                keys = streams.dictionary.to_pylist()
-                keys = [keys[i] for i in streams.indices.to_pylist()]
+            names = streams.dictionary.to_pylist()
+            index = streams.indices.to_numpy(zero_copy_only=False)
             lines = [
                 x.decode("utf-8", "replace") if isinstance(x, bytes) else x
                 for x in batch.column("line").to_pylist()
             ]
             # split the batch into runs of one stream, keeping read order
-            start_i = 0
-            for i in range(1, len(keys) + 1):
-                if i == len(keys) or keys[i] != keys[start_i]:
-                    key = keys[start_i]
-                    stream = labels_of.get(key)
-                    if stream is None:
-                        stream = labels_of[key] = parse_labels(key)
-                    rows = Rows.of(stream, ts[start_i:i].tolist(), lines[start_i:i])
-                    yield run_pipeline(rows, log.stages)
-                    start_i = i
+            cuts = np.flatnonzero(np.diff(index)) + 1
+            bounds = [0, *cuts.tolist(), len(index)]
+            for lo, hi in itertools.pairwise(bounds):
+                key = names[int(index[lo])]
+                stream = labels_of.get(key)
+                if stream is None:
+                    stream = labels_of[key] = parse_labels(key)
+                rows = Rows.of(stream, ts[lo:hi].tolist(), lines[lo:hi])
+                yield run_pipeline(rows, stages)
 
     def _log_query(
         self, log: ast.LogExpr, tenant: str, *, start: int, end: int, direction: str, limit: int,
@@ -356,13 +370,16 @@ def _present(labels: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if v}
 
 
-def _leading_filters(stages: Sequence[ast.Stage]) -> Iterator[ast.LineFilter]:
-    """The line filters before anything that rewrites the line (safe to push down)."""
+def _kernel_filters(stages: Sequence[ast.Stage]) -> Iterator[ast.LineFilter]:
+    """The pipeline's leading substring and regex line filters (they run as kernels)."""
     for stage in stages:
-        if isinstance(stage, ast.LineFilter):
-            yield stage
-        elif isinstance(stage, ast.LineFormat | ast.UnpackParser | ast.Decolorize):
+        if not (
+            isinstance(stage, ast.LineFilter)
+            and stage.op in ("|=", "!=", "|~", "!~")
+            and all(isinstance(v, str) for v in stage.values)
+        ):
             return
+        yield stage
 
 
 _ERROR_HINT = (
