@@ -327,8 +327,8 @@ def create_app(
     )
     app.add_middleware(_Guard, metrics=ctx.metrics)
     app.add_exception_handler(LogQLError, _text_handler(400))
-    # A line_format/label_format template that does not compile is the query's fault; the
-    # engine compiles templates lazily and raises this rather than a LogQLError (reported).
+    # A line_format/label_format template that does not compile is the query's fault. The
+    # validator now reports it as a LogQLError; this stays for any template compiled later.
     app.add_exception_handler(TemplateError, _template_handler)
     app.add_exception_handler(UsageError, _text_handler(400))
     app.add_exception_handler(PushError, _text_handler(400))
