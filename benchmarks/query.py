@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(["metric (1 h, step 1 m)", query, fmt(secs), fmt(grep_secs), "",
                          f"{series} series", ""])  # fmt: skip
             figures[query] = secs
-    header = ["query", "LogQL", "logpipe s", "zstd -dc | grep s", "speed-up", "result", "same"]
+    header = ["query", "LogQL", "logpipe s", "decompress+grep s", "speed-up", "result", "same"]
     table_console().print(rich_table("LogQL over the store", header, rows, {"query", "LogQL"}))
     summary = (
         f"{n_lines:,} lines, {raw_bytes / 1e6:,.0f} MB raw; store {store_bytes / 1e6:,.1f} MB "
