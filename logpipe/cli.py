@@ -32,6 +32,9 @@ _COMMANDS = {
     "cat": "logpipe.commands.archive",
     "grep": "logpipe.commands.archive",
     "archive": "logpipe.commands.archive",
+    "server": "logpipe.commands.server",
+    "ingest": "logpipe.commands.ingest",
+    "query": "logpipe.commands.query",
 }
 
 

@@ -25,14 +25,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from logpipe.errors import LogQLError, QueryLimitError
 from logpipe.labels import MatchOp, format_labels, parse_labels
 from logpipe.logql import ast
 from logpipe.logql.parser import parse
-from logpipe.logql.pipeline import ERROR, ERROR_DETAILS, Rows, filter_rows, run_pipeline
+from logpipe.logql.pipeline import (
+    ERROR,
+    ERROR_DETAILS,
+    Rows,
+    filter_rows,
+    kernel_mask,
+    run_pipeline,
+)
 from logpipe.logql.results import (
     Matrix,
     QueryResult,
@@ -52,6 +57,7 @@ __all__ = ["Engine", "QueryLimits"]
 
 _HOUR_NS = 3_600_000_000_000
 _SEC = 1_000_000_000
+_INNER_SERIES_FACTOR = 100  # series allowed inside a query, per series it may return
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,8 @@ class Engine:
     ) -> QueryResult:
         """A range query: streams for a log query, a matrix for a metric query."""
         expr = self._parse(query)
-        self._check_common(start_ns, end_ns, direction, limit)
+        self._check_common(start_ns, end_ns, direction, limit,
+                           log_query=isinstance(expr, ast.LogExpr))  # fmt: skip
         if isinstance(expr, ast.LogExpr):
             return self._log_query(expr, tenant, start=start_ns, end=end_ns, direction=direction,
                                    limit=limit)  # fmt: skip
@@ -135,7 +142,8 @@ class Engine:
                 "timeseries. Try increasing the value of the step parameter"
             )
         steps = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64)
-        value = self._eval(expr, tenant, steps, _Deadline(self.limits.timeout_s))
+        value = self._limit(self._eval(expr, tenant, steps, _Deadline(self.limits.timeout_s)),
+                            final=True)  # fmt: skip
         if isinstance(value, _ScalarSteps):
             return Matrix([Series({}, [(int(t), float(v)) for t, v in
                                        zip(value.steps, value.values, strict=True)])])  # fmt: skip
@@ -162,7 +170,8 @@ class Engine:
             )
         self._check_common(time_ns, time_ns, direction, limit)
         steps = np.array([time_ns], dtype=np.int64)
-        value = self._eval(expr, tenant, steps, _Deadline(self.limits.timeout_s))
+        value = self._limit(self._eval(expr, tenant, steps, _Deadline(self.limits.timeout_s)),
+                            final=True)  # fmt: skip
         if isinstance(value, _ScalarSteps):
             return Scalar(time_ns, float(value.values[0]))
         samples = [Sample(labels, time_ns, float(values[0]))
@@ -181,14 +190,16 @@ class Engine:
         validate(expr, query)
         return expr
 
-    def _check_common(self, start: int, end: int, direction: str, limit: int) -> None:
+    def _check_common(
+        self, start: int, end: int, direction: str, limit: int, *, log_query: bool = False
+    ) -> None:
         if direction not in ("forward", "backward"):
             raise LogQLError(f"invalid direction {direction!r}: use forward or backward")
         if end < start:
             raise LogQLError("end timestamp must not be before start time")
         if limit < 0:
             raise LogQLError("limit must be a positive value")
-        if limit > self.limits.max_entries:
+        if log_query and limit > self.limits.max_entries:
             raise QueryLimitError(
                 "max entries limit per query exceeded, limit > max_entries_limit_per_query "
                 f"({limit} > {self.limits.max_entries})"
@@ -220,7 +231,7 @@ class Engine:
                                     contains=[str(c) for c in contains]):  # fmt: skip
             batch = read
             if kernel_filters:
-                batch = read.filter(_kernel_mask(read.column("line"), kernel_filters))
+                batch = read.filter(kernel_mask(read.column("line"), kernel_filters))
             if not batch.num_rows:
                 continue
             ts = batch.column("ts").cast("int64").to_numpy(zero_copy_only=False)
@@ -284,8 +295,13 @@ class Engine:
         rhs = self._eval(expr.rhs, tenant, steps, deadline)
         return self._limit(_binop(expr, lhs, rhs))
 
-    def _limit(self, value: _Value) -> _Value:
-        if isinstance(value, _SeriesSet) and len(value.series) > self.limits.max_series:
+    def _limit(self, value: _Value, *, final: bool = False) -> _Value:
+        """Loki limits the series a query returns; inner results get a generous cap (memory).
+
+        ``sum(count_over_time({app="x"}[1m]))`` over 10,000 streams returns one series.
+        """
+        cap = self.limits.max_series * (1 if final else _INNER_SERIES_FACTOR)
+        if isinstance(value, _SeriesSet) and len(value.series) > cap:
             raise QueryLimitError(_too_many_series(self.limits.max_series))
         return value
 
@@ -316,7 +332,7 @@ class Engine:
                 entry = samples.get(key)
                 if entry is None:
                     entry = samples[key] = (labels, [], [])
-                    if len(samples) > self.limits.max_series:
+                    if len(samples) > self.limits.max_series * _INNER_SERIES_FACTOR:
                         raise QueryLimitError(_too_many_series(self.limits.max_series))
                 entry[1].append(ts)
                 entry[2].append(value)
@@ -375,24 +391,6 @@ def _kernel_filters(stages: Sequence[ast.Stage]) -> Iterator[ast.LineFilter]:
         ):
             return
         yield stage
-
-
-def _kernel_mask(lines: pa.Array, filters: Sequence[ast.LineFilter]) -> pa.Array:
-    """Which lines pass every filter (``or`` values within one), computed on the bytes."""
-    keep = None
-    for f in filters:
-        hit = None
-        for value in f.values:
-            assert isinstance(value, str)
-            if f.op in ("|=", "!="):
-                one = pc.match_substring(lines, pattern=value)
-            else:
-                one = pc.match_substring_regex(lines, pattern=value)
-            hit = one if hit is None else pc.or_(hit, one)
-        if f.op in ("!=", "!~"):
-            hit = pc.invert(hit)
-        keep = hit if keep is None else pc.and_(keep, hit)
-    return pc.fill_null(keep, False)
 
 
 _ERROR_HINT = (

@@ -82,14 +82,26 @@ class Rows:
 
 
 # ------------------------------------------------------------------ line filters
-def _contains(lines: pa.Array, value: str) -> list[bool]:
-    if value == "":
-        return [True] * len(lines)
-    return pc.match_substring(lines, pattern=value).to_pylist()  # type: ignore[no-any-return]
+def kernel_mask(lines: pa.Array, filters: Sequence[ast.LineFilter]) -> pa.Array:
+    """Which lines (string or binary) pass every substring/regex filter, as Arrow kernels.
 
-
-def _regex(lines: pa.Array, value: str) -> list[bool]:
-    return pc.match_substring_regex(lines, pattern=value).to_pylist()  # type: ignore[no-any-return]
+    Values of one filter are ORed (``|= "a" or "b"``); a negative filter drops a line any
+    value matches. ``ip()`` and pattern values are not for this function.
+    """
+    keep = None
+    for f in filters:
+        hit = None
+        for value in f.values:
+            assert isinstance(value, str)
+            if f.op in ("|=", "!="):
+                one = pc.match_substring(lines, pattern=value)
+            else:
+                one = pc.match_substring_regex(lines, pattern=value)
+            hit = one if hit is None else pc.or_(hit, one)
+        if f.op in ("!=", "!~"):
+            hit = pc.invert(hit)
+        keep = hit if keep is None else pc.and_(keep, hit)
+    return pc.fill_null(keep, False)
 
 
 _IP_CANDIDATE = re.compile(r"[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]+")
@@ -125,15 +137,19 @@ def _line_has_ip(line: str, spec: str) -> bool:
 def _line_filter(rows: Rows, stage: ast.LineFilter) -> None:
     if not len(rows):
         return
-    arr = pa.array(rows.lines, pa.string())
+    if stage.op in ("|=", "!=", "|~", "!~") and all(isinstance(v, str) for v in stage.values):
+        mask = kernel_mask(pa.array(rows.lines, pa.string()), [stage])
+        rows.keep(mask.to_pylist())
+        return
     hit = [False] * len(rows)
     for value in stage.values:
         if isinstance(value, ast.IpValue):
             one = [_line_has_ip(x, value.cidr) for x in rows.lines]
-        elif stage.op in ("|=", "!="):
-            one = _contains(arr, value)
         elif stage.op in ("|~", "!~"):
-            one = _regex(arr, value)
+            rx = _compiled(value)
+            one = [rx.search(x) is not None for x in rows.lines]
+        elif stage.op in ("|=", "!="):
+            one = [value in x for x in rows.lines]
         else:
             matcher = compile_pattern(value)
             one = [matcher(x) is not None for x in rows.lines]

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from logpipe.errors import LogQLValidationError
 from logpipe.labels import LABEL_NAME
 from logpipe.logql import ast
+from logpipe.logql.gotemplate import TemplateError, compile_template
 
 __all__ = ["validate"]
 
@@ -89,6 +90,18 @@ class _Checker:
                 self.fail(f"invalid capture name {bad[0]!r} in pattern", stage.pos)
         elif isinstance(stage, ast.LabelFilterStage):
             self.label_filter(stage.filter)
+        elif isinstance(stage, ast.LineFormat):
+            self.template(stage.template, stage.pos)
+        elif isinstance(stage, ast.LabelFormat):
+            for item in stage.items:
+                if item.is_template:
+                    self.template(item.src, stage.pos)
+
+    def template(self, source: str, pos: int) -> None:
+        try:
+            compile_template(source)
+        except TemplateError as exc:
+            self.fail(f"invalid template {source!r}: {exc}", pos)
 
     def label_filter(self, node: ast.LabelFilter) -> None:
         if isinstance(node, ast.AndFilter | ast.OrFilter):

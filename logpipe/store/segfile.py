@@ -10,6 +10,7 @@ text becomes an Arrow ``binary`` array without a Python object per line.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,6 +31,7 @@ from logpipe.parsing import TemplateMiner
 from logpipe.store.grams import build_grams, grams_may_contain
 
 __all__ = [
+    "CONT_STREAM",
     "GRAMS_STREAM",
     "SEGMENT_META_FORMAT",
     "decode_lines",
@@ -42,17 +44,45 @@ __all__ = [
 
 SEGMENT_META_FORMAT = "logpipe-store-segment"
 GRAMS_STREAM = "grams"  # the 8-gram filter (logpipe/store/grams.py); absent in old segments
+CONT_STREAM = "cont"  # continuation flags of multi-line entries; absent when there are none
 
 
 def encode_lines(lines: Sequence[bytes], ts: np.ndarray) -> EncodedSegment:
-    """Encode one segment's lines (no newline in any) with their timestamps.
+    """Encode one segment's entries with their timestamps.
 
-    A fresh miner per segment: a segment is immutable and self-contained, and decoding it
-    never needs another one's state.
+    An entry may span lines (a stack trace): the codec stores physical lines, each with the
+    entry's timestamp, and a ``cont`` stream marks the lines that continue the entry before
+    them (one byte per line, 1 = continuation), so the read side rebuilds the entries
+    exactly. A fresh miner per segment: a segment is immutable and self-contained, and
+    decoding it never needs another one's state.
     """
-    encoded = encode_segment(lines, True, TemplateMiner(), timestamps=ts)
+    physical: list[bytes] = []
+    cont: list[int] = []
+    for line in lines:
+        parts = line.split(b"\n")
+        physical.extend(parts)
+        cont.append(0)
+        cont.extend([1] * (len(parts) - 1))
+    if len(physical) == len(lines):
+        encoded = encode_segment(lines, True, TemplateMiner(), timestamps=ts)
+    else:
+        counts = np.array([line.count(b"\n") + 1 for line in lines], dtype=np.int64)
+        encoded = encode_segment(physical, True, TemplateMiner(), timestamps=np.repeat(ts, counts))
+        encoded.streams[CONT_STREAM] = bytes(cont)
     encoded.streams[GRAMS_STREAM] = build_grams(lines)
     return encoded
+
+
+def _entries(ts: np.ndarray, lines: pa.Array, cont: bytes) -> tuple[np.ndarray, pa.Array]:
+    """Physical lines joined back into entries (``cont`` marks the continuations)."""
+    flags = np.frombuffer(cont, dtype=np.uint8)
+    if len(flags) != len(lines) or (len(flags) and flags[0]):
+        raise SegmentError("cont stream does not match the segment's lines")
+    starts = np.flatnonzero(flags == 0)
+    texts = lines.to_pylist()
+    bounds = [*starts.tolist(), len(texts)]
+    joined = [b"\n".join(texts[a:b]) for a, b in itertools.pairwise(bounds)]
+    return ts[starts], pa.array(joined, pa.binary())
 
 
 def write_segment_file(
@@ -122,11 +152,14 @@ def read_segment_file(
         segment = reader.read(reader.segments[0].index)
     header = segment.info.header
     ts = timestamps_array(header, segment.streams)
-    if needle is not None:  # search the compressed layout; render only the lines that hold it
+    multi_line = CONT_STREAM in segment.streams
+    if needle is not None and not multi_line:  # search the compressed layout
         hits = grep_segment(header, segment.streams, needle)
         rows = np.array([row for row, _ in hits], dtype=np.int64)
         return ts, pa.array([line for _, line in hits], pa.binary()), rows
     lines = decode_lines(decode_segment(header, segment.streams), int(header["lines"]))
+    if multi_line:
+        ts, lines = _entries(ts, lines, segment.streams[CONT_STREAM])
     return ts, lines, None
 
 

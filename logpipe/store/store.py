@@ -260,9 +260,10 @@ class Store:
         """Store ``lines`` of one stream with their timestamps (int64 ns UTC).
 
         Lines are kept sorted by timestamp (stable: equal timestamps keep their order).
-        Lines holding a newline and timestamps outside 1970..2116 are dropped and counted
-        in the report. With ``position`` the call is idempotent: a range at or before the
-        last one recorded for its ``(source, partition)`` is a no-op (``duplicate``).
+        An entry may hold newlines (a stack trace) and is read back whole. Timestamps
+        outside 1970..2116 are dropped and counted in the report. With ``position`` the
+        call is idempotent: a range at or before the last one recorded for its
+        ``(source, partition)`` is a no-op (``duplicate``).
         """
         tenant = validate_tenant(tenant)
         checked = _check_labels(labels)
@@ -293,7 +294,7 @@ class Store:
         :mod:`logpipe.records`), grouped by stream; atomic and idempotent like :meth:`ingest`.
 
         Per-row problems are counted, not raised: ``no_timestamp`` (null ``ts``),
-        ``invalid_labels``, ``newline_in_line``, ``timestamp_out_of_range``.
+        ``invalid_labels``, ``timestamp_out_of_range``.
         """
         tenant = validate_tenant(tenant)
         missing = [c for c in ("ts", "labels", "line") if c not in batch.schema.names]
@@ -342,9 +343,7 @@ class Store:
                 raise StoreError(f"lines must be bytes, not {type(line).__name__}")
         ok = (ts >= 0) & (ts <= MAX_TS_NS)
         report.reject("timestamp_out_of_range", int((~ok).sum()))
-        has_newline = np.array([b"\n" in line for line in lines], dtype=bool)
-        report.reject("newline_in_line", int((has_newline & ok).sum()))
-        keep = np.flatnonzero(ok & ~has_newline)
+        keep = np.flatnonzero(ok)  # a multi-line entry is stored whole (segfile's cont)
         kept_lines = [bytes(lines[i]) for i in keep.tolist()]
         return _Group(labels, ts[keep], kept_lines)
 

@@ -217,6 +217,8 @@ INVALID = [
         "invalid destination label",
     ),
     ('count_over_time({app="foo"}[0s])', "invalid range"),
+    ('{app="foo"} | line_format "{{ nosuch .a }}"', "invalid template"),
+    ('{app="foo"} | label_format a="{{ if .b }}"', "invalid template"),
 ]
 
 

@@ -79,8 +79,20 @@ def test_merge_across_streams_and_ingests_and_limit(store: Store) -> None:
 
 def test_bad_lines_are_counted_not_raised(store: Store) -> None:
     report = store.ingest("fake", {"a": "1"}, [1, -1, 2, 1 << 62], [b"ok", b"x", b"a\nb", b"y"])
-    assert report.accepted == 1
-    assert report.rejected == {"timestamp_out_of_range": 2, "newline_in_line": 1}
+    assert report.accepted == 2
+    assert report.rejected == {"timestamp_out_of_range": 2}
+
+
+def test_multi_line_entries_are_stored_whole(store: Store) -> None:
+    trace = b"java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:10)\n\tat d.E.f(E.java:7)"
+    entries = [b"start", trace, b"", b"end\n", b"last"]
+    store.ingest("fake", {"app": "j"}, [1, 2, 3, 4, 5], entries)
+    assert rows(store.read("fake", direction="forward")) == [
+        (t, '{app="j"}', e) for t, e in zip([1, 2, 3, 4, 5], entries, strict=True)
+    ]
+    # a needle inside a continuation line finds the whole entry
+    assert [r[2] for r in rows(store.read("fake", contains=["E.java:7"]))] == [trace]
+    assert store.stats("fake").entries == 5
 
 
 @pytest.mark.parametrize(
