@@ -20,12 +20,8 @@ __all__ = ["StoreSink"]
 
 
 class StoreSink:
-    """Writes LogBatches of one tenant into ``store``.
-
-    The store keeps lines without newlines; a multi-line entry (a joined stack trace, a
-    Kafka message holding several lines) is stored with each ``\\n`` replaced by
-    ``newline`` (default: the two characters ``\\n``, as Docker's JSON logs show them).
-    """
+    """Writes LogBatches of one tenant into ``store``. Multi-line entries (a joined
+    stack trace, a Kafka message holding several lines) are stored whole."""
 
     def __init__(
         self,
@@ -33,12 +29,10 @@ class StoreSink:
         tenant: str = DEFAULT_TENANT,
         *,
         name: str = "store",
-        newline: bytes = b"\\n",
     ) -> None:
         self.store = store
         self.tenant = tenant
         self.name = name
-        self.newline = newline
 
     def resume_offset(self, key: tuple[str, int]) -> int | None:
         """The last offset of ``key`` the store holds (None: never written)."""
@@ -59,7 +53,6 @@ class StoreSink:
                 table = table.filter(pc.greater(table.column("offset"), done))
                 first = done + 1
             position = (key[0], key[1], first, last)
-        table = self._fold_newlines(table)
         report = self.store.ingest_batch(self.tenant, table, position=position)
         result.duplicate = report.duplicate
         result.lines = report.accepted
@@ -67,15 +60,6 @@ class StoreSink:
         result.bytes = int(pc.sum(pc.binary_length(table.column("line"))).as_py() or 0)
         result.drops = Drops(dict(report.rejected))
         return result
-
-    def _fold_newlines(self, table: pa.Table) -> pa.Table:
-        if table.num_rows == 0:
-            return table
-        line = table.column("line")
-        if not pc.any(pc.match_substring(line, "\n")).as_py():
-            return table
-        folded = pc.replace_substring(line, "\n", self.newline.decode("utf-8"))
-        return table.set_column(table.schema.get_field_index("line"), "line", folded)
 
     def close(self) -> None:
         """Nothing to release: every write is complete when it returns."""

@@ -137,7 +137,7 @@ def test_store_sink_skips_redelivered_ranges_and_trims_overlaps(tmp_path: Path) 
     assert _all_lines(store) == [b"l%d" % i for i in range(15)]
 
 
-def test_store_sink_folds_newlines_of_multiline_entries(tmp_path: Path) -> None:
+def test_store_sink_keeps_multiline_entries_whole(tmp_path: Path) -> None:
     store = Store(tmp_path)
     StoreSink(store).write(("t", 0), _table(0, 1, b"Exception\n\tat x\n"), None)
-    assert _all_lines(store) == [b"Exception\\n\tat x\\n0"]
+    assert _all_lines(store) == [b"Exception\n\tat x\n0"]
