@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
 
-.PHONY: run test test-data test-slow test-kafka lint bench install clean
+.PHONY: run run-parse run-kafka test test-data test-slow test-kafka lint bench install clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,27 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-## make run: parse the sample log shipped in the repo and print the template summary.
+## make run: the daemon on its embedded default (no Kafka): tail samples/daemon/*.log into
+## .run/store, serve Loki's API on 127.0.0.1:3100, print what to try. Ctrl-C drains and stops.
+run: $(STAMP)
+	$(BIN)/logpipe serve
+
+## make run-parse: parse the sample log shipped in the repo and print the template summary.
 ## The format is given explicitly (see samples/README.md) rather than auto-detected.
 SAMPLE_FORMAT := <Date> <Time> <Level> \[<Thread>\] <Component>: <Content>
-run: $(STAMP)
+run-parse: $(STAMP)
 	$(BIN)/logpipe parse samples/shop/webshop.log --log-format '$(SAMPLE_FORMAT)' --out .run-output
+
+## make run-kafka: a local Kafka-protocol broker (noida-db, DESIGN.md §5) on 127.0.0.1:9092,
+## a generator producing web-shop logs to topic "logs", and the daemon consuming them
+## (deploy/run-kafka.toml). Ctrl-C stops all three; the broker's data stays in .run/kafka.
+KAFKA_DIR := .run/kafka
+run-kafka: $(STAMP)
+	mkdir -p $(KAFKA_DIR)
+	$(BIN)/noida-db up --only kafka --host 127.0.0.1 --kafka-port 9092 --data-dir $(KAFKA_DIR)
+	$(BIN)/python samples/produce_logs.py --bootstrap 127.0.0.1:9092 --topic logs & gen=$$!; \
+	trap 'kill $$gen 2>/dev/null; $(BIN)/noida-db down --data-dir $(KAFKA_DIR) >/dev/null' EXIT; \
+	$(BIN)/logpipe serve --config deploy/run-kafka.toml
 
 ## make test: lint, type-check and run the default test suite (no slow/gpu/kafka tests).
 test: $(STAMP) lint
@@ -54,4 +70,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.compression --write-results
 
 clean:
-	rm -rf $(VENV) .run-output build dist *.egg-info
+	rm -rf $(VENV) .run-output .run build dist *.egg-info

@@ -35,6 +35,8 @@ _COMMANDS = {
     "server": "logpipe.commands.server",
     "ingest": "logpipe.commands.ingest",
     "query": "logpipe.commands.query",
+    "serve": "logpipe.commands.serve",
+    "config": "logpipe.commands.config",
 }
 
 

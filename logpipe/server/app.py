@@ -12,7 +12,7 @@ form body)::
     /loki/api/v1/push               JSON or protobuf+snappy; 204
     /loki/api/v1/format_query       the query in canonical spelling
     /loki/api/v1/status/buildinfo   what Grafana asks first
-    /ready, /metrics, /openapi.json
+    /ready, /live, /metrics, /openapi.json
 
 Tenants come from ``X-Scope-OrgID`` (default ``fake``, Loki's tenant without auth) and
 never see each other's data.
@@ -45,6 +45,7 @@ from logpipe.logql import format_query, parse
 from logpipe.logql.engine import Engine, QueryLimits
 from logpipe.logql.gotemplate import TemplateError
 from logpipe.logql.results import QueryResult, to_loki_json
+from logpipe.pipeline.health import Health
 from logpipe.server.jsonbody import encode_body
 from logpipe.server.metrics import ServerMetrics
 from logpipe.server.params import (
@@ -103,6 +104,7 @@ class _Context:
     metrics: ServerMetrics
     clock: Callable[[], int]
     max_push_bytes: int
+    health: Health | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -301,13 +303,17 @@ def create_app(
     clock: Callable[[], int] = time.time_ns,
     metrics: ServerMetrics | None = None,
     max_push_bytes: int = DEFAULT_MAX_PUSH_BYTES,
+    health: Health | None = None,
 ) -> FastAPI:
     """Loki's API over ``store``, answering queries with ``engine`` (an
     :class:`~logpipe.logql.engine.Engine` on the store by default).
 
     ``limits`` configure the default engine (which checks them: entries, series, points,
     range, time; over one is HTTP 400); ``clock`` (unix ns) is what "now" means for default
-    times (tests pin it); ``metrics`` may share a registry with the rest of a daemon.
+    times (tests pin it); ``metrics`` may share a registry with the rest of a daemon (the
+    daemon passes its pipeline's registry, so ``/metrics`` serves both). With ``health`` (a
+    daemon's pipeline), ``/ready`` and ``/live`` answer from it as Kubernetes probes expect;
+    without, ``/ready`` checks that the store is readable and ``/live`` is always 200.
     """
     if engine is None:
         engine = Engine(store, limits=limits)
@@ -317,6 +323,7 @@ def create_app(
         metrics=metrics or ServerMetrics.create(),
         clock=clock,
         max_push_bytes=max_push_bytes,
+        health=health,
     )
     app = FastAPI(
         title="logpipe",
@@ -569,11 +576,22 @@ def _push_route(app: FastAPI, ctx: _Context) -> None:
 def _service_routes(app: FastAPI, ctx: _Context) -> None:
     @app.get("/ready", response_class=PlainTextResponse, summary="200 once the store is readable.")
     async def ready() -> Response:
+        if ctx.health is not None:
+            snap = ctx.health.snapshot()
+            if not snap.ready:
+                return PlainTextResponse("not ready: " + "; ".join(snap.reasons), status_code=503)
         try:
             await run_in_threadpool(ctx.store.tenants)
         except (OSError, StoreError) as exc:
             return PlainTextResponse(f"store not readable: {exc}", status_code=503)
         return PlainTextResponse("ready")
+
+    @app.get("/live", response_class=PlainTextResponse, summary="200 while the daemon runs.")
+    async def live() -> Response:
+        snap = ctx.health.snapshot() if ctx.health is not None else None
+        if snap is not None and not snap.live:
+            return PlainTextResponse("not live: " + "; ".join(snap.reasons), status_code=503)
+        return PlainTextResponse("live")
 
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics.")
     async def metrics() -> Response:

@@ -1,0 +1,313 @@
+"""The daemon's configuration: one TOML file, validated by pydantic, plus ``LOGPIPE_*`` overrides.
+
+Why pydantic models with ``extra="forbid"``: a misspelt key (``topcis``) silently falling
+back to a default is the classic way a daemon ends up consuming nothing; here it is an
+error naming its dotted path (``sources.kafka[0].topcis: unknown key``), as Vector's config
+does. Every error of a file is reported at once, not the first one only.
+
+**Environment overrides.** A variable ``LOGPIPE_<SECTION>__<KEY>[__<KEY>...]`` sets one
+key: the name after ``LOGPIPE_`` is lower-cased and split on double underscores; a numeric
+part indexes a list (``LOGPIPE_SOURCES__KAFKA__0__GROUP=g2``). The value is read as a TOML
+value when it is one (``3200``, ``true``, ``["a", "b"]``), else as a string. Overrides win
+over the file. Variables without a double underscore (``LOGPIPE_SHARED_DATA``) are not
+configuration and are ignored.
+
+Units are in key names (``_secs``, ``_bytes``). Relative paths are relative to the working
+directory the daemon starts in (systemd's ``WorkingDirectory``, the container's workdir).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from logpipe.errors import UsageError
+
+__all__ = [
+    "DEFAULT_CONFIG_TOML",
+    "Config",
+    "ConfigError",
+    "FilesSourceConfig",
+    "KafkaSourceSettings",
+    "LoggingConfig",
+    "MultilineConfig",
+    "PipelineSettings",
+    "ServerConfig",
+    "SourcesConfig",
+    "StdinSourceConfig",
+    "StoreConfig",
+    "env_overrides",
+    "load_config",
+    "parse_config",
+]
+
+ENV_PREFIX = "LOGPIPE_"
+_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+_JAVA_CONTINUATION = r"^(?:[ \t]+|at |Caused by:|\.\.\. \d+ (?:more|common frames omitted))"
+
+
+class ConfigError(UsageError):
+    """A configuration that cannot be used; ``errors`` holds ``(dotted path, message)``."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        lines = [f"{source}: {len(errors)} error(s)"]
+        lines += [f"  {path}: {message}" if path else f"  {message}" for path, message in errors]
+        super().__init__("\n".join(lines))
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are not coerced loosely."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Section):
+    """Where the archive lives and how it is cut into segments."""
+
+    root: str = Field(default=".run/store", description="Store directory (created when missing).")
+    tenant: str = Field(
+        default="fake", description="Tenant the sources write into (Loki's default)."
+    )
+    segment_bytes: int = Field(default=4 << 20, gt=0, description="Target size of one segment.")
+    retention_secs: float | None = Field(
+        default=None, gt=0, description="Delete data older than this (none: keep everything)."
+    )
+
+
+class MultilineConfig(_Section):
+    """Which lines continue the entry before them (default: Java/Python stack traces)."""
+
+    continuation: str | None = Field(
+        default=_JAVA_CONTINUATION, description="Regex of continuations."
+    )
+    start: str | None = Field(default=None, description="Regex of entry starts (others continue).")
+    max_lines: int = Field(default=500, gt=0)
+    max_bytes: int = Field(default=1 << 20, gt=0)
+    flush_after_secs: float = Field(default=1.0, gt=0)
+
+
+class FilesSourceConfig(_Section):
+    """Tail files matching globs, with rotation handling and checkpoints."""
+
+    name: str = "files"
+    paths: list[str] = Field(min_length=1, description="Globs, re-expanded every rescan.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    filename_label: str | None = "filename"
+    multiline: MultilineConfig | None = None
+    checkpoint: str | None = Field(
+        default=None,
+        description="Checkpoint file (default: <store.root>/_checkpoints/<name>.json).",
+    )
+    start_at: Literal["beginning", "end"] = "beginning"
+    rescan_secs: float = Field(default=1.0, gt=0)
+    max_line_bytes: int = Field(default=1 << 20, gt=0)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_labels(value)
+
+
+class KafkaSourceSettings(_Section):
+    """Consume topics with a consumer group (at-least-once, no duplicates in the store)."""
+
+    name: str = "kafka"
+    bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
+    topics: list[str] = Field(min_length=1)
+    group: str = Field(
+        default="logpipe", description="Consumer group id: daemons sharing it split work."
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+    topic_label: str | None = "topic"
+    payload: Literal["auto", "json", "text"] = "auto"
+    max_line_bytes: int = Field(default=1 << 20, gt=0)
+    session_timeout_secs: float = Field(default=10.0, gt=0)
+    instance_id: str | None = Field(default=None, description="Static group membership id.")
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_labels(value)
+
+
+class StdinSourceConfig(_Section):
+    """Read lines from standard input (``some-app | logpipe serve``)."""
+
+    name: str = "stdin"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class SourcesConfig(_Section):
+    kafka: list[KafkaSourceSettings] = Field(default_factory=list)
+    files: list[FilesSourceConfig] = Field(default_factory=list)
+    stdin: StdinSourceConfig | None = None
+
+
+class PipelineSettings(_Section):
+    """Batching (flush whichever limit comes first) and the backpressure queue."""
+
+    max_batch_lines: int = Field(default=50_000, gt=0)
+    max_batch_bytes: int = Field(default=16 << 20, gt=0)
+    max_batch_age_secs: float = Field(default=1.0, gt=0)
+    queue_chunks: int = Field(
+        default=64, gt=0, description="Chunks in flight before sources block."
+    )
+    drain_timeout_secs: float = Field(default=30.0, gt=0)
+
+
+class ServerConfig(_Section):
+    """The Loki-compatible HTTP API (plus /ready, /live, /metrics)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=3100, ge=0, le=65535)
+
+
+class LoggingConfig(_Section):
+    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Section):
+    """The whole daemon configuration (``logpipe config schema`` prints its JSON Schema)."""
+
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    def source_names(self) -> list[str]:
+        s = self.sources
+        names = [k.name for k in s.kafka] + [f.name for f in s.files]
+        return names + ([s.stdin.name] if s.stdin else [])
+
+
+#: What ``logpipe serve`` runs without ``--config`` (and ``make run``): tail the sample logs
+#: shipped in the repo into ``.run/store`` and serve the API on 127.0.0.1:3100.
+DEFAULT_CONFIG_TOML = """\
+[store]
+root = ".run/store"
+
+[[sources.files]]
+name = "samples"
+paths = ["samples/daemon/*.log"]
+labels = { app = "webshop", env = "dev" }
+multiline = {}
+
+[server]
+host = "127.0.0.1"
+port = 3100
+"""
+
+
+def _check_labels(value: dict[str, str]) -> dict[str, str]:
+    import re  # noqa: PLC0415 - only when labels are configured
+
+    bad = [k for k in value if not re.match(_LABEL_NAME, k)]
+    if bad:
+        raise ValueError(f"invalid label name(s) {bad}: use [a-zA-Z_][a-zA-Z0-9_]*")
+    return value
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def env_overrides(environ: Mapping[str, str]) -> list[tuple[list[str | int], Any, str]]:
+    """``(path, value, variable)`` for every ``LOGPIPE_A__B`` variable (module docstring)."""
+    out: list[tuple[list[str | int], Any, str]] = []
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
+        path: list[str | int] = [int(p) if p.isdigit() else p for p in parts]
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out.append((path, value, var))
+    return out
+
+
+def _apply(data: dict[str, Any], path: list[str | int], value: Any) -> str | None:
+    """Set ``path`` in ``data``; an error message when the path cannot exist."""
+    node: Any = data
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(part, int):
+            if not isinstance(node, list) or part > len(node):
+                return f"no list item {part} to set"
+            if part == len(node):
+                node.append(value if last else {})
+            elif last:
+                node[part] = value
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            return f"{part!r} is not a table"
+        if last:
+            node[part] = value
+        else:
+            nxt = path[i + 1]
+            node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+    return None
+
+
+def parse_config(
+    text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate TOML ``text`` (with ``environ``'s overrides); raise :class:`ConfigError`
+    listing every problem with its dotted path."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [("", f"not valid TOML: {exc}")]) from exc
+    errors: list[tuple[str, str]] = []
+    origin: dict[str, str] = {}
+    for path, value, var in env_overrides(os.environ if environ is None else environ):
+        why = _apply(data, path, value)
+        origin[_dotted(tuple(path))] = var
+        if why is not None:
+            errors.append((_dotted(tuple(path)), f"{why} (from {var})"))
+    if errors:
+        raise ConfigError(source, errors)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = _dotted(tuple(err["loc"]))
+            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            env_var = origin.get(where)
+            errors.append((where, f"{message} (from {env_var})" if env_var else message))
+        raise ConfigError(source, errors) from None
+    names = config.source_names()
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(source, [("sources", f"source names must be unique: {dupes}")])
+    return config
+
+
+def load_config(path: str | os.PathLike[str] | None, *, environ: Mapping[str, str] | None = None
+                ) -> Config:  # fmt: skip
+    """The config in ``path`` (None: the embedded default), with env overrides applied."""
+    if path is None:
+        return parse_config(DEFAULT_CONFIG_TOML, source="<embedded default>", environ=environ)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [("", f"cannot read: {exc}")]) from exc
+    return parse_config(text, source=str(path), environ=environ)

@@ -1,0 +1,247 @@
+"""``logpipe serve``: the pipeline and the Loki API in one process, built from a :class:`Config`.
+
+Shape: sources → :class:`~logpipe.pipeline.Pipeline` → :class:`StoreSink` on the pipeline's
+threads; uvicorn on a background thread serving the same store (queries see what the
+pipeline wrote as soon as a flush returns); an optional retention thread. ``/ready`` and
+``/live`` answer from the pipeline's :class:`Health`, and ``/metrics`` serves the
+pipeline's and the API's metrics from one registry.
+
+Stopping: SIGTERM or SIGINT asks the pipeline to drain (every line read is written and
+its position committed), then the API stops after finishing in-flight requests. A clean
+drain exits 0; a part that failed for good exits 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from logpipe.config import Config, FilesSourceConfig, KafkaSourceSettings
+from logpipe.errors import PipelineError, UsageError
+
+if TYPE_CHECKING:
+    from logpipe.pipeline import Pipeline, Source
+    from logpipe.server.runner import BackgroundServer
+    from logpipe.store import Store
+
+__all__ = ["Daemon", "build_pipeline", "build_sources", "next_steps"]
+
+log = logging.getLogger("logpipe.daemon")
+
+
+def _file_source(cfg: FilesSourceConfig, store_root: str) -> Source:
+    from logpipe.connectors.files import FileSource, FileSourceConfig, MultilineRule  # noqa: PLC0415
+
+    rule = None
+    if cfg.multiline is not None:
+        m = cfg.multiline
+        rule = MultilineRule(continuation=m.continuation, start=m.start, max_lines=m.max_lines,
+                             max_bytes=m.max_bytes, flush_after_s=m.flush_after_secs)  # fmt: skip
+    checkpoint = cfg.checkpoint or str(Path(store_root) / "_checkpoints" / f"{cfg.name}.json")
+    source: Source = FileSource(
+        FileSourceConfig(
+            paths=cfg.paths,
+            checkpoint=checkpoint,
+            name=cfg.name,
+            labels=dict(cfg.labels),
+            filename_label=cfg.filename_label,
+            multiline=rule,
+            max_line_bytes=cfg.max_line_bytes,
+            start_at=cfg.start_at,
+            rescan_s=cfg.rescan_secs,
+        )
+    )
+    return source
+
+
+def _kafka_source(cfg: KafkaSourceSettings) -> Source:
+    from logpipe.connectors.kafka import KafkaSource, KafkaSourceConfig  # noqa: PLC0415
+
+    session_ms = int(cfg.session_timeout_secs * 1000)
+    source: Source = KafkaSource(
+        KafkaSourceConfig(
+            bootstrap_servers=cfg.bootstrap,
+            topics=cfg.topics,
+            group_id=cfg.group,
+            name=cfg.name,
+            labels=dict(cfg.labels),
+            topic_label=cfg.topic_label,
+            payload=cfg.payload,
+            max_line_bytes=cfg.max_line_bytes,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(100, session_ms // 4),
+            group_instance_id=cfg.instance_id,
+        )
+    )
+    return source
+
+
+def build_sources(config: Config) -> list[Source]:
+    """One source per configured entry (Kafka's client is imported only when used)."""
+    if config.sources.stdin is not None:
+        raise UsageError("sources.stdin: the stdin source is not implemented yet; use files")
+    sources = [_kafka_source(k) for k in config.sources.kafka]
+    return sources + [_file_source(f, config.store.root) for f in config.sources.files]
+
+
+def build_pipeline(config: Config, store: Store) -> Pipeline | None:
+    """The pipeline of ``config`` writing into ``store`` (None: no sources, API only)."""
+    from logpipe.pipeline import BatchLimits, Pipeline, StoreSink  # noqa: PLC0415
+
+    sources = build_sources(config)
+    if not sources:
+        return None
+    p = config.pipeline
+    limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
+                         max_age_s=p.max_batch_age_secs)  # fmt: skip
+    sink = StoreSink(store, config.store.tenant)
+    return Pipeline(sources, [], [sink], limits=limits, queue_chunks=p.queue_chunks,
+                    drain_timeout_s=p.drain_timeout_secs)  # fmt: skip
+
+
+def _selector(config: Config) -> str:
+    """A stream selector that matches what the first source writes."""
+    s = config.sources
+    configured = [k.labels for k in s.kafka] + [f.labels for f in s.files]
+    labels = next((dict(x) for x in configured if x), {})
+    if labels:
+        name, value = next(iter(labels.items()))
+        return f'{{{name}="{value}"}}'
+    if s.kafka and s.kafka[0].topic_label:
+        return f'{{{s.kafka[0].topic_label}="{s.kafka[0].topics[0]}"}}'
+    return '{filename=~".+"}'
+
+
+def next_steps(url: str, config: Config) -> str:
+    """What to try once the daemon is up (printed on start)."""
+    lines = [f"logpipe is serving Loki's API on {url}", "", "Try:"]
+    if any(f.name == "samples" for f in config.sources.files):
+        lines += [
+            '  logpipe query \'{app="webshop"} |= "ERROR"\' --addr '
+            f"{url} --from 2024-03-05T00:00:00Z --to 2024-03-06T00:00:00Z",
+            "  logpipe query 'sum by (filename) (count_over_time({app=\"webshop\"} [1h]))' "
+            f"--addr {url} --from 2024-03-05T00:00:00Z --to 2024-03-06T00:00:00Z",
+            "  (the sample logs are from 2024-03-05: widen Grafana's time range to see them)",
+        ]
+    else:
+        lines.append(f"  logpipe query '{_selector(config)}' --addr {url} --since 1h")
+    lines += [
+        f"  curl -s {url}/ready ; curl -s {url}/metrics | grep logpipe_sink_lines",
+        f"  Grafana: add a Loki data source with URL {url}",
+        "    (or provision deploy/grafana/datasources/logpipe.yaml)",
+        '  logpipe ask "..."  (natural-language questions: coming with the nl2logql model)',
+        "",
+        "Stop with Ctrl-C (drains: every line read is stored before exit).",
+    ]
+    return "\n".join(lines)
+
+
+class Daemon:
+    """Everything ``logpipe serve`` runs; :meth:`run` blocks until a signal or a failure."""
+
+    def __init__(self, config: Config) -> None:
+        from logpipe.store import Store  # noqa: PLC0415 - pyarrow only when serving
+
+        self.config = config
+        Path(config.store.root).mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.store.root, segment_bytes=config.store.segment_bytes)
+        self.pipeline = build_pipeline(config, self.store)
+        self._stop = threading.Event()
+        self.url: str | None = None
+
+    def stop(self) -> None:
+        """Ask for a graceful drain (what SIGTERM/SIGINT do)."""
+        self._stop.set()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+
+    def run(self, on_started: Callable[[str | None], None] | None = None) -> None:
+        """Serve and ingest until :meth:`stop` or a signal; raise PipelineError on failure."""
+        with self._signals():
+            server = self._start_server()
+            retention = threading.Thread(target=self._retention_loop, name="logpipe-retention",
+                                         daemon=True)  # fmt: skip
+            try:
+                if self.pipeline is not None:
+                    self.pipeline.start()
+                retention.start()
+                log.info("started", extra={"url": self.url or "", "store": self.config.store.root})
+                if on_started is not None:
+                    on_started(self.url)
+                self._wait()
+            finally:
+                self._stop.set()
+                if server is not None:
+                    server.stop()
+        if self.pipeline is not None and self.pipeline.error is not None:
+            err = self.pipeline.error
+            raise PipelineError(f"pipeline stopped: {err}") from err
+        log.info("stopped cleanly")
+
+    def _wait(self) -> None:
+        if self.pipeline is None:
+            while not self._stop.wait(0.5):
+                pass
+            return
+        while not self.pipeline.join(0.5):
+            pass
+
+    def _start_server(self) -> BackgroundServer | None:
+        cfg = self.config.server
+        if not cfg.enabled:
+            return None
+        from logpipe.server.app import create_app  # noqa: PLC0415 - FastAPI only when serving
+        from logpipe.server.metrics import ServerMetrics  # noqa: PLC0415
+        from logpipe.server.runner import BackgroundServer  # noqa: PLC0415
+
+        p = self.pipeline
+        metrics = ServerMetrics.create(p.metrics.registry if p is not None else None)
+        app = create_app(self.store, metrics=metrics, health=p.health if p else None)
+        try:
+            server = BackgroundServer(app, cfg.host, cfg.port)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}; is another logpipe "
+                "running? Choose another port (server.port, or LOGPIPE_SERVER__PORT=3200)"
+            ) from exc
+        self.url = server.start()
+        return server
+
+    def _retention_loop(self) -> None:
+        """Apply ``store.retention_secs`` once a minute (whole segments only)."""
+        secs = self.config.store.retention_secs
+        if secs is None:
+            return
+        while not self._stop.wait(60.0):
+            try:
+                report = self.store.apply_retention(max_age_ns=int(secs * 1e9))
+            except OSError:
+                log.exception("retention failed; will retry in a minute")
+                continue
+            if report.removed:
+                log.info("retention", extra={"segments": len(report.removed),
+                                             "bytes_freed": report.bytes_freed})  # fmt: skip
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            del frame
+            log.info("draining", extra={"signal": signal.Signals(signum).name})
+            self.stop()
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
