@@ -68,6 +68,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.parsing --write-results
 	$(BIN)/python -m benchmarks.compression --write-results
+	$(BIN)/python -m benchmarks.query --write-results
 
 clean:
 	rm -rf $(VENV) .run-output .run build dist *.egg-info
