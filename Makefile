@@ -44,7 +44,7 @@ run-kafka: $(STAMP)
 
 ## make test: lint, type-check and run the default test suite (no slow/gpu/kafka tests).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not slow and not gpu and not kafka and not data"
+	$(BIN)/python -m pytest -q -m "not slow and not gpu and not data"
 
 ## make test-data: the suites over ../shared/data (accuracy and round trips on real logs).
 test-data: $(STAMP)
