@@ -413,8 +413,15 @@ class KafkaSource:
             todo = {tp: off for tp, off in self._acked.items() if self._committed.get(tp) != off}
         if not todo:
             return
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in todo.items()}
         try:
-            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in todo.items()})
+            try:
+                self._consumer.commit(offsets)
+            except RuntimeError:
+                # kafka-python 3 runs rebalance callbacks on its IO thread, where a blocking
+                # commit is refused: commit without waiting. Should it be lost, the next owner
+                # starts after the store's recorded offset anyway (on_assigned).
+                self._consumer.commit_async(offsets)
         except CommitFailedError as exc:
             self._transient("commit", exc)  # rebalanced meanwhile: the new owner re-reads
             with self._lock:  # from the store's position, so nothing is lost or doubled
@@ -440,7 +447,10 @@ class KafkaSource:
         if self._consumer is None:
             return {}
         out = {}
+        assigned = self._consumer.assignment()
         for tp, last in list(self._consumed.items()):
+            if tp not in assigned:  # revoked meanwhile (a rebalance is under way)
+                continue
             high = self._consumer.highwater(tp)
             if high is not None:
                 out[(tp.topic, tp.partition)] = max(0, high - last - 1)

@@ -195,7 +195,13 @@ class Pipeline:
                 source.close()
 
     def _report_lag(self, source: Source) -> None:
-        for (topic, partition), lag in source.lag().items():
+        """Consumer lag for the metrics: best effort, never a reason to stop a source."""
+        try:
+            lags = source.lag()
+        except Exception as exc:  # noqa: BLE001 - a metric must not stop the stream
+            log.debug("source %s: lag unavailable (%s)", source.name, exc)
+            return
+        for (topic, partition), lag in lags.items():
             self.metrics.lag.labels(source.name, topic, str(partition)).set(lag)
 
     def _resume(self, key: tuple[str, int]) -> int | None:

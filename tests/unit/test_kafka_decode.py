@@ -141,3 +141,44 @@ def test_store_sink_keeps_multiline_entries_whole(tmp_path: Path) -> None:
     store = Store(tmp_path)
     StoreSink(store).write(("t", 0), _table(0, 1, b"Exception\n\tat x\n"), None)
     assert _all_lines(store) == [b"Exception\n\tat x\n0"]
+
+
+class _RevokingConsumer:
+    """A consumer in the middle of a rebalance, as kafka-python 3 behaves then."""
+
+    def __init__(self, **_: Any) -> None:
+        self.async_commits: list[dict[Any, Any]] = []
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    def assignment(self) -> set[Any]:
+        return set()  # everything was just revoked
+
+    def highwater(self, tp: Any) -> int:
+        from kafka.errors import IllegalStateError
+
+        raise IllegalStateError("Partition is not assigned")
+
+    def commit(self, offsets: dict[Any, Any]) -> None:
+        raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
+
+    def commit_async(self, offsets: dict[Any, Any]) -> None:
+        self.async_commits.append(offsets)
+
+
+def test_a_rebalance_during_shutdown_neither_stops_nor_blocks_the_source() -> None:
+    """Regression (CI): a revocation on kafka-python's IO thread refused the blocking commit,
+    and lag() then asked for a partition no longer assigned; the source stopped with exit 1."""
+    from kafka import TopicPartition
+    from logpipe.connectors.kafka import KafkaSource
+
+    source = KafkaSource(_cfg(), consumer_factory=_RevokingConsumer)
+    source.open(drain=lambda timeout: True, resume=lambda key: None)
+    tp = TopicPartition("logs", 0)
+    source._consumed[tp] = 41
+    source._acked[tp] = 42
+    assert source.lag() == {}
+    source.on_revoked([tp])  # commits without blocking instead of raising
+    consumer = source._consumer
+    assert consumer.async_commits and tp in consumer.async_commits[0]
