@@ -27,10 +27,12 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from logpipe.connectors.kafka import KafkaSource, KafkaSourceConfig
 
-from benchmarks.common import default_data_dir
+from benchmarks.common import RESULTS_MD, default_data_dir, md_table, replace_section, run_info
 from logpipe.pipeline import BatchLimits, Pipeline, StoreSink
 from logpipe.store import Store
 
+SECTION_BEGIN = "<!-- benchmark:streaming:begin -->"
+SECTION_END = "<!-- benchmark:streaming:end -->"
 PARTITIONS = 4
 FETCH = {"max_poll_records": 20_000, "fetch_max_bytes": 64 << 20}
 
@@ -129,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="100k lines instead of 500k")
     parser.add_argument("--lines", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--write-results", action="store_true",
+                        help="rewrite this benchmark's section of benchmarks/RESULTS.md")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.quick and args.write_results:
+        parser.error("--write-results records full runs only; drop --quick")
+    info = run_info(args.quick)
     n = args.lines or (100_000 if args.quick else 500_000)
     lines = _lines(n)
     noida = _noida()
@@ -163,8 +170,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bare kafka-python     {figures['bare_consumer_lines_per_s']:>10,} lines/s")
     print(f"logpipe → store       {figures['logpipe_lines_per_s']:>10,} lines/s (committed)")
     print(f"ratio                 {figures['ratio_vs_bare']:.2f}x of the bare consumer")
+    if args.write_results:
+        header = ["lines", "MB", "bare kafka-python lines/s", "logpipe lines/s", "logpipe / bare"]
+        row = [f"{n:,}", f"{raw_mb:.1f}", f"{figures['bare_consumer_lines_per_s']:,}",
+               f"{figures['logpipe_lines_per_s']:,}", f"{figures['ratio_vs_bare']:.2f}x"]  # fmt: skip
+        section = "\n".join([
+            SECTION_BEGIN,
+            "## Streaming: Kafka → pipeline → store, beside a bare consumer",
+            "",
+            f"Produced by `python -m benchmarks.streaming` on {info.date}, commit "
+            f"`{info.commit}`; machine: {info.cpu}, {info.cores} cores; Python {info.python}.",
+            "",
+            "One local broker (noida-db), one topic of 4 partitions; the bare kafka-python "
+            "consumer and the pipeline (decode, batch, archive segments with fsync, manifest, "
+            "commit offsets) read it in the same run, each in its own consumer group. "
+            "logpipe's rate counts lines stored and committed.",
+            "",
+            md_table(header, [row]),
+            "",
+            SECTION_END,
+        ])  # fmt: skip
+        replace_section(RESULTS_MD, section, SECTION_BEGIN, SECTION_END)
+        print(f"wrote {RESULTS_MD}")
     if args.json:
-        print(json.dumps(figures))
+        print(json.dumps({"run": info.as_json(), **figures}))
     return 0
 
 
