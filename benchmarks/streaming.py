@@ -131,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="100k lines instead of 500k")
     parser.add_argument("--lines", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    parser.add_argument("--write-results", action="store_true",
-                        help="rewrite this benchmark's section of benchmarks/RESULTS.md")  # fmt: skip
+    parser.add_argument(
+        "--write-results",
+        action="store_true",
+        help="rewrite this benchmark's section of benchmarks/RESULTS.md",
+    )
     args = parser.parse_args(argv)
     if args.quick and args.write_results:
         parser.error("--write-results records full runs only; drop --quick")
@@ -172,8 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio                 {figures['ratio_vs_bare']:.2f}x of the bare consumer")
     if args.write_results:
         header = ["lines", "MB", "bare kafka-python lines/s", "logpipe lines/s", "logpipe / bare"]
-        row = [f"{n:,}", f"{raw_mb:.1f}", f"{figures['bare_consumer_lines_per_s']:,}",
-               f"{figures['logpipe_lines_per_s']:,}", f"{figures['ratio_vs_bare']:.2f}x"]  # fmt: skip
+        row = [
+            f"{n:,}",
+            f"{raw_mb:.1f}",
+            f"{figures['bare_consumer_lines_per_s']:,}",
+            f"{figures['logpipe_lines_per_s']:,}",
+            f"{figures['ratio_vs_bare']:.2f}x",
+        ]
         section = "\n".join([
             SECTION_BEGIN,
             "## Streaming: Kafka → pipeline → store, beside a bare consumer",
