@@ -56,7 +56,14 @@ def _wait(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _pipeline(broker: Broker, topic: str, store_dir: Path, **kw: object) -> Pipeline:
+def _pipeline(
+    broker: Broker,
+    topic: str,
+    store_dir: Path,
+    queue_chunks: int = 64,
+    max_batch_lines: int = 50_000,
+    **kw: object,
+) -> Pipeline:
     config = KafkaSourceConfig(
         bootstrap_servers=broker.bootstrap,
         topics=[topic],
@@ -66,7 +73,8 @@ def _pipeline(broker: Broker, topic: str, store_dir: Path, **kw: object) -> Pipe
         **kw,
     )
     sink = StoreSink(Store(store_dir), TENANT)
-    return Pipeline([KafkaSource(config)], [], [sink], limits=BatchLimits(max_age_s=0.1))
+    limits = BatchLimits(max_lines=max_batch_lines, max_age_s=0.1)
+    return Pipeline([KafkaSource(config)], [], [sink], limits=limits, queue_chunks=queue_chunks)
 
 
 @pytest.fixture
@@ -255,3 +263,48 @@ def test_module_entry_point_prints_stats(kafka_broker: Broker, tmp_path: Path) -
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert json.loads(out.decode().strip().splitlines()[-1])["lines_out"] == 2
+
+
+def test_disk_full_stops_consuming_reports_and_resumes_losing_nothing(
+    kafka_broker: Broker, tmp_path: Path, running: list[Pipeline]
+) -> None:
+    """No space left on the store's device (ENOSPC at the segment write, as a full tmpfs or
+    a quota gives it): nothing is committed, consumption stops at the bounded queue, health
+    says why; when space returns every line is stored exactly once."""
+    import errno
+
+    n = 6_000
+    kafka_broker.create_topic("full", 2)
+    values = [b"disk-%05d payload" % i for i in range(n)]
+    _produce(kafka_broker, "full", values, 2)
+    pipe = _pipeline(
+        kafka_broker, "full", tmp_path, queue_chunks=2, max_batch_lines=1000, max_poll_records=200
+    )
+    sink = pipe.sinks[0]
+    assert isinstance(sink, StoreSink)
+    files = sink.store.files
+    real_put = files.put_built
+    full = threading.Event()
+    full.set()
+
+    def put_built(rel: str, build: Callable[[Path], None]) -> int:
+        if full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device", rel)
+        return real_put(rel, build)
+
+    files.put_built = put_built  # type: ignore[method-assign]
+    running.append(pipe)
+    pipe.start()
+    _wait(lambda: not pipe.health.snapshot().ready, 20, "health to report the full disk")
+    time.sleep(2.0)
+    assert _stored(tmp_path) == []
+    assert any("space" in r.lower() for r in pipe.health.snapshot().reasons)
+    assert pipe.stats.lines_out == 0 and pipe.error is None
+    # the source stopped at the bounded queue: far from everything was consumed
+    assert pipe.stats.lines_in < n // 2, pipe.stats
+    full.clear()  # space is back
+    _wait(lambda: pipe.stats.lines_out >= n, 60, "all lines stored after the disk freed up")
+    pipe.stop()
+    assert pipe.join(30) and pipe.error is None
+    stored = _stored(tmp_path)
+    assert sorted(stored) == sorted(values) and len(stored) == n
