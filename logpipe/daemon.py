@@ -84,10 +84,15 @@ def _kafka_source(cfg: KafkaSourceSettings) -> Source:
 
 def build_sources(config: Config) -> list[Source]:
     """One source per configured entry (Kafka's client is imported only when used)."""
-    if config.sources.stdin is not None:
-        raise UsageError("sources.stdin: the stdin source is not implemented yet; use files")
     sources = [_kafka_source(k) for k in config.sources.kafka]
-    return sources + [_file_source(f, config.store.root) for f in config.sources.files]
+    sources += [_file_source(f, config.store.root) for f in config.sources.files]
+    if config.sources.stdin is not None:
+        from logpipe.connectors.stdin import StdinSource, StdinSourceConfig  # noqa: PLC0415
+
+        cfg = config.sources.stdin
+        labels = dict(cfg.labels) or {"source": "stdin"}
+        sources.append(StdinSource(StdinSourceConfig(name=cfg.name, labels=labels)))
+    return sources
 
 
 def build_pipeline(config: Config, store: Store) -> Pipeline | None:
