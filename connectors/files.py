@@ -38,10 +38,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpipe.arrowutil import from_numpy
 from logpipe.labels import format_labels
 from logpipe.pipeline.api import AckToken, Chunk, DrainFn, Drops, ResumeFn
-from logpipe.records import RAW_SCHEMA
+from logpipe.records import raw_batch
 from logpipe.timestamps import detect_timestamps, fill_forward
 
 __all__ = [
@@ -429,19 +428,9 @@ class FileSource:
         default = tail.last_ts if tail.last_ts is not None else time.time_ns()
         ts = fill_forward(ts, default)
         tail.last_ts = ts[-1].as_py()
-        zeros = from_numpy(np.zeros(n, dtype=np.int32))
-        batch = pa.RecordBatch.from_arrays(
-            [
-                ts.cast(pa.timestamp("ns", tz="UTC")),
-                pa.DictionaryArray.from_arrays(zeros, pa.array([format_labels(labels)])),
-                line_arr,
-                pa.DictionaryArray.from_arrays(zeros, pa.array([tail.path])),
-                from_numpy(np.zeros(n, dtype=np.int32)),
-                from_numpy(offsets),
-                from_numpy(np.zeros(n, dtype=np.int64)),
-            ],
-            schema=RAW_SCHEMA,
-        )
+        batch = raw_batch(line_arr, source=tail.path, offsets=offsets,
+                          labels=format_labels(labels), ts=ts,
+                          line_numbers=np.zeros(n, dtype=np.int64))  # fmt: skip
         held = tail.agg.held_offset
         return Chunk(
             source=self.name,

@@ -48,11 +48,10 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from logpipe.arrowutil import from_numpy
 from logpipe.errors import PipelineError
 from logpipe.labels import LABEL_NAME, format_labels
 from logpipe.pipeline.api import AckToken, Chunk, DrainFn, Drops, ResumeFn, WriteResult
-from logpipe.records import RAW_SCHEMA
+from logpipe.records import raw_batch
 
 __all__ = [
     "KafkaSink",
@@ -273,23 +272,15 @@ def decode_records(
 
 
 def _batch(topic: str, partition: int, rows: Decoded) -> pa.RecordBatch:
-    n = len(rows.lines)
     offsets = np.asarray(rows.offsets, dtype=np.int64)
-    labels = pa.array(rows.labels, pa.string()).dictionary_encode()
-    zeros = from_numpy(np.zeros(n, dtype=np.int32))
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array(np.asarray(rows.ts, dtype=np.int64), pa.int64()).cast(
-                pa.timestamp("ns", tz="UTC")
-            ),
-            labels.cast(RAW_SCHEMA.field("labels").type),
-            pa.array(rows.lines, pa.binary()),
-            pa.DictionaryArray.from_arrays(zeros, pa.array([topic], pa.string())),
-            from_numpy(np.full(n, partition, dtype=np.int32)),
-            from_numpy(offsets),
-            from_numpy(offsets + 1),
-        ],
-        schema=RAW_SCHEMA,
+    return raw_batch(
+        pa.array(rows.lines, pa.binary()),
+        source=topic,
+        offsets=offsets,
+        labels=pa.array(rows.labels, pa.string()),
+        partition=partition,
+        ts=np.asarray(rows.ts, dtype=np.int64),
+        line_numbers=offsets + 1,
     )
 
 

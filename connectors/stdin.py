@@ -25,10 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpipe.arrowutil import from_numpy
 from logpipe.labels import format_labels
 from logpipe.pipeline.api import AckToken, Chunk, DrainFn, Drops, ResumeFn
-from logpipe.records import RAW_SCHEMA
+from logpipe.records import raw_batch
 from logpipe.timestamps import detect_timestamps, fill_forward
 
 __all__ = ["StdinSource", "StdinSourceConfig"]
@@ -119,21 +118,9 @@ class StdinSource:
         first = self._offset
         offsets = np.arange(first, first + n, dtype=np.int64)
         self._offset += n
-        zeros = from_numpy(np.zeros(n, dtype=np.int32))
-        batch = pa.RecordBatch.from_arrays(
-            [
-                ts.cast(pa.timestamp("ns", tz="UTC")),
-                pa.DictionaryArray.from_arrays(
-                    zeros, pa.array([format_labels(self.config.labels)])
-                ),
-                line_arr,
-                pa.DictionaryArray.from_arrays(zeros, pa.array(["stdin"])),
-                from_numpy(np.zeros(n, dtype=np.int32)),
-                from_numpy(offsets),
-                from_numpy(np.zeros(n, dtype=np.int64)),
-            ],
-            schema=RAW_SCHEMA,
-        )
+        batch = raw_batch(line_arr, source="stdin", offsets=offsets,
+                          labels=format_labels(self.config.labels), ts=ts,
+                          first_lineno=first + 1)  # fmt: skip
         return Chunk(
             source=self.name,
             key=(self.name, 0),

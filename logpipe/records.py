@@ -87,13 +87,18 @@ def raw_batch(
     source: str = "-",
     offsets: Sequence[int] | np.ndarray | None = None,
     first_lineno: int = 1,
-    labels: str = "{}",
+    labels: str | pa.Array = "{}",
     partition: int = 0,
+    ts: np.ndarray | pa.Array | None = None,
+    line_numbers: np.ndarray | None = None,
 ) -> pa.RecordBatch:
     """Build a raw LogBatch from undecoded lines (terminators already stripped).
 
     ``lines`` may be a ready ``binary`` array (the readers' fast path: no per-line Python
     objects); ``offsets`` default to the lines laid end to end with one-byte terminators.
+    ``labels`` is one label text for every row, or an array with one per row (Kafka
+    envelopes carry their own). ``ts`` (int64 ns) is null when not known yet;
+    ``line_numbers`` default to counting from ``first_lineno``.
     """
     line_array = lines if isinstance(lines, pa.Array) else pa.array(lines, pa.binary())
     n = len(line_array)
@@ -101,15 +106,28 @@ def raw_batch(
         sizes = pc.add(pc.binary_length(line_array), 1).to_numpy(zero_copy_only=False)
         offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
     zeros = from_numpy(np.zeros(n, dtype=np.int32))
+    ts_type = RAW_SCHEMA.field("ts").type
+    if ts is None:
+        ts_array = pa.nulls(n, ts_type)
+    else:
+        raw_ts = from_numpy(np.asarray(ts, dtype=np.int64)) if isinstance(ts, np.ndarray) else ts
+        ts_array = raw_ts.cast(pa.int64()).cast(ts_type)
+    if isinstance(labels, str):
+        label_array = pa.DictionaryArray.from_arrays(zeros, pa.array([labels], pa.string()))
+    else:
+        label_array = labels.cast(pa.string()).dictionary_encode()
+    label_array = label_array.cast(RAW_SCHEMA.field("labels").type)
+    if line_numbers is None:
+        line_numbers = np.arange(first_lineno, first_lineno + n, dtype=np.int64)
     return pa.RecordBatch.from_arrays(
         [
-            pa.nulls(n, pa.timestamp("ns", tz="UTC")),
-            pa.DictionaryArray.from_arrays(zeros, pa.array([labels], pa.string())),
+            ts_array,
+            label_array,
             line_array,
             pa.DictionaryArray.from_arrays(zeros, pa.array([source], pa.string())),
             from_numpy(np.full(n, partition, dtype=np.int32)),
             from_numpy(np.asarray(offsets, dtype=np.int64)),
-            from_numpy(np.arange(first_lineno, first_lineno + n, dtype=np.int64)),
+            from_numpy(np.asarray(line_numbers, dtype=np.int64)),
         ],
         schema=RAW_SCHEMA,
     )
