@@ -10,7 +10,6 @@ the read commands start in a fraction of the time.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -302,7 +301,3 @@ def info(archive: Path) -> dict[str, Any]:
                 for name, (c, r) in sorted(streams.items())
             },
         }
-
-
-def info_json(archive: Path) -> str:
-    return json.dumps(info(archive), indent=2, ensure_ascii=False)

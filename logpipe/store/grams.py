@@ -13,7 +13,8 @@ end are left out. The filter is sized to its content: bits are set in a table of
 ``2**23`` first, the number of distinct windows is estimated from the fill (linear
 counting), and the table is folded (OR of halves) down to about 2 bits per distinct
 window, so a probe passes by chance about 39% of the time and a 16-byte needle (9 probes)
-about once in 5,000 segments.
+should pass about once in 5,000 segments that lack it. Measured: 0 passes in 10,000
+probes with absent 16-byte request ids over 20 segments of about 20,000 generated lines.
 
 Stream layout: one byte ``log2(bits)``, then the bits, little-endian within each byte.
 """
