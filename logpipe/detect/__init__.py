@@ -1,0 +1,1 @@
+"""Anomaly detection over parsed logs: fields, windows, dynamic graphs, baselines (GLAD)."""

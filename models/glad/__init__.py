@@ -1,0 +1,1 @@
+"""GLAD: a graph neural network over per-window event/entity graphs with a temporal encoder."""
