@@ -13,7 +13,14 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Detector", "Event", "Window"]
+__all__ = [
+    "Detector",
+    "EdgeExplanation",
+    "Event",
+    "ExplainingDetector",
+    "Window",
+    "WindowScore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +64,40 @@ class Detector(Protocol):
     def fit(self, windows: Sequence[Window]) -> None: ...
 
     def score(self, windows: Sequence[Window]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeExplanation:
+    """One edge of a window's graph that made it anomalous: an alert names a few of these.
+
+    ``source``/``target`` are node names such as ``template:Receiving block <*>`` or
+    ``user:alice``; ``kind`` is ``co-occurs`` (same line) or ``follows`` (succession);
+    ``score`` is how anomalous the edge is (higher = more); ``count`` its weight in the window.
+    """
+
+    source: str
+    target: str
+    kind: str
+    score: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowScore:
+    """A scored window: the score, the threshold it was compared with, and why."""
+
+    key: str
+    start_ns: int
+    end_ns: int
+    score: float
+    threshold: float
+    anomalous: bool
+    edges: tuple[EdgeExplanation, ...] = ()
+
+
+class ExplainingDetector(Detector, Protocol):
+    """A detector with a fitted threshold that can say which edges drove a score (GLAD)."""
+
+    threshold: float
+
+    def explain(self, windows: Sequence[Window], top_k: int = 5) -> list[WindowScore]: ...
