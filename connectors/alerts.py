@@ -30,6 +30,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.error
@@ -265,17 +266,57 @@ class KafkaAlertSink:
             "retry_backoff_ms": int(self.retry.backoff_s * 1000),
             "request_timeout_ms": timeout_ms,
             "max_block_ms": timeout_ms,
+            "bootstrap_timeout_ms": timeout_ms,  # else a dead broker holds the first send 30 s
+            "delivery_timeout_ms": timeout_ms * self.retry.max_attempts + 5,
             "client_id": f"logpipe-{name}",
             **dict(options or {}),
         }
         self._producer: Any = None
         self._cancelled = threading.Event()
 
+    def _any_broker_reachable(self) -> bool:
+        """A plain TCP connect to each bootstrap server, closed at once.
+
+        Why: kafka-python 3.0.12 leaves the socket of a refused bootstrap connect open
+        (until garbage collection), so a broker that stays down would leak sockets on
+        every alert; probing first keeps that case to sockets we close ourselves."""
+        servers = self._settings["bootstrap_servers"]
+        for server in servers.split(",") if isinstance(servers, str) else servers:
+            host, _, port = server.strip().rpartition(":")
+            try:
+                socket.create_connection((host.strip("[]"), int(port)),
+                                         timeout=self.retry.timeout_s).close()  # fmt: skip
+            except (OSError, ValueError):
+                continue
+            return True
+        return False
+
     def _ensure_producer(self) -> Any:
         if self._producer is None:
+            if not self._any_broker_reachable():
+                raise AlertDeliveryError(
+                    self.name,
+                    "kafka",
+                    f"no bootstrap server of {self._settings['bootstrap_servers']} "
+                    "accepts connections",
+                )
             from kafka import KafkaProducer  # noqa: PLC0415 - only when this sink is used
+            from kafka.net.compat import KafkaNetClient  # noqa: PLC0415
 
-            self._producer = KafkaProducer(**self._settings)
+            clients: list[Any] = []
+
+            def client(**configs: Any) -> Any:
+                clients.append(KafkaNetClient(**configs))
+                return clients[-1]
+
+            try:
+                self._producer = KafkaProducer(**self._settings, kafka_client=client)
+            except BaseException:
+                # a producer that cannot bootstrap raises from its constructor and leaves
+                # its client's sockets open; close them, or each retry leaks a few
+                for c in clients:
+                    c.close()
+                raise
         return self._producer
 
     def send(self, alerts: Sequence[Alert]) -> int:
