@@ -168,7 +168,7 @@ class DetectMetrics:
         self.alert_failures = Counter(
             "logpipe_alert_send_failures",
             "Alerts not delivered, by sink and reason (connection, timeout, http_5xx, "
-            "http_4xx, kafka, queue_full, cancelled, error).",
+            "http_4xx, kafka, queue_full, cancelled, closed, error).",
             ["sink", "reason"],
             registry=r,
         )
