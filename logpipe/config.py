@@ -256,8 +256,8 @@ class DetectConfig(_Section):
     idle_secs: float = Field(
         default=30.0,
         gt=0,
-        description="A session closes this long after its last event; a time window this "
-        "long after its end when its stream went quiet.",
+        description="A session closes this long after its last event; a time window once "
+        "its stream is this far past its end (the allowed lateness).",
     )
     max_open_windows: int = Field(default=10_000, gt=0)
     max_events_per_window: int = Field(default=2_000, gt=0)

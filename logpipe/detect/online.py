@@ -3,10 +3,10 @@
 Two kinds, as in :mod:`logpipe.detect.windows`:
 
 * **time**: tumbling windows of ``window_secs`` per stream (label set), aligned to the
-  epoch (``[k*size, (k+1)*size)``). A window closes when an event of its stream at or past
-  its end arrives (event time), or, for a stream that went quiet, ``idle_secs`` of wall
-  clock after its end would have come (``idle_secs`` is the grace for late lines). An event
-  older than its stream's open window, or than one already closed, is *late*.
+  epoch (``[k*size, (k+1)*size)``). A window closes once its stream's newest event time is
+  ``idle_secs`` past its end (``idle_secs`` is the allowed lateness: a topic's partitions,
+  or a host's clock, deliver one stream slightly out of order), or, for a stream that went
+  quiet, when the wall clock says the same. An event whose window has closed is *late*.
 * **session**: events that share a key (the ``session_key`` regex's first group, or its
   whole match, searched in the line: an HDFS block id) form one window, whatever stream
   they come from. A session closes ``idle_secs`` after its last event, measured in event
@@ -89,13 +89,20 @@ class WindowCounts:
 
 @dataclass(slots=True)
 class _Open:
-    key: str
+    key: str  # in WindowBuilder._open: the session id, or "<start>|<labels>"
+    window_key: str  # Window.key: the session id, or the stream's labels
     labels: str
     start_ns: int
     end_ns: int
     deadline: float  # wall clock (the builder's clock, seconds) at which it closes as idle
     events: list[Event] = field(default_factory=list)
     dropped: int = 0
+
+
+@dataclass(slots=True)
+class _Stream:
+    newest: int  # the newest event time seen while the stream had open windows
+    starts: set[int] = field(default_factory=set)
 
 
 class WindowBuilder:
@@ -130,7 +137,10 @@ class WindowBuilder:
         self._max_events = max_events_per_window
         self._clock = clock
         self._open: OrderedDict[str, _Open] = OrderedDict()  # least recently active first
-        self._closed_until: OrderedDict[str, int] = OrderedDict()  # time kind: per stream
+        # time kind: per stream, the newest event time and the starts of its open windows
+        # (dropped with its last open window), and the end of its last closed window
+        self._streams: dict[str, _Stream] = {}
+        self._closed_until: OrderedDict[str, int] = OrderedDict()
         self._watermark = -(1 << 62)  # session kind: the newest event time seen
         self.counts = WindowCounts()
 
@@ -173,25 +183,30 @@ class WindowBuilder:
 
     def _add_timed(self, labels: str, event: Event) -> list[ClosedWindow]:
         ts = event.ts_ns
-        closed: list[ClosedWindow] = []
-        w = self._open.get(labels)
-        if w is not None and ts >= w.end_ns:
-            closed.append(self._close(w, "end"))
-            w = None
-        if w is None:
-            if ts < self._closed_until.get(labels, -(1 << 62)):
-                self.counts.event("late")
-                return closed
-            start = ts - ts % self._size_ns
-            # the wall-clock deadline: when the window's end comes if event time runs like
-            # the wall clock from this first event on, plus the grace
-            until_end_s = (start + self._size_ns - ts) / _NS
-            w = self._new(labels, labels, start, start + self._size_ns, until_end_s)
-        elif ts < w.start_ns:
+        size = self._size_ns
+        start = ts - ts % size
+        stream = self._streams.get(labels)
+        newest = stream.newest if stream is not None else ts
+        if start + size <= self._closed_until.get(labels, -(1 << 62)) or (
+            start + size + self._idle_ns <= newest
+        ):
             self.counts.event("late")
-            return closed
+            return []
+        key = f"{start}|{labels}"
+        w = self._open.get(key)
+        if w is None:
+            # the wall-clock deadline: when the window's end comes if event time runs like
+            # the wall clock from this first event on, plus the allowed lateness
+            until_end_s = (start + size - ts) / _NS
+            w = self._new(key, labels, labels, start, start + size, wait_s=until_end_s)
+            self._streams.setdefault(labels, _Stream(newest)).starts.add(start)
         self._append(w, event)
-        return closed
+        stream = self._streams[labels]
+        if ts <= stream.newest:
+            return []
+        stream.newest = ts
+        due = sorted(s for s in stream.starts if s + size + self._idle_ns <= ts)
+        return [self._close(self._open[f"{s}|{labels}"], "end") for s in due]
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -200,7 +215,7 @@ class WindowBuilder:
         self._watermark = max(self._watermark, ts)
         w = self._open.get(key)
         if w is None:
-            w = self._new(key, labels, ts, ts + 1, 0.0)
+            w = self._new(key, key, labels, ts, ts + 1, wait_s=0.0)
         else:
             w.start_ns = min(w.start_ns, ts)
             w.end_ns = max(w.end_ns, ts + 1)
@@ -221,12 +236,15 @@ class WindowBuilder:
 
     # -- shared ---------------------------------------------------------------------------
 
-    def _new(self, key: str, labels: str, start: int, end: int, wait_s: float) -> _Open:
+    def _new(
+        self, key: str, window_key: str, labels: str, start: int, end: int, *, wait_s: float
+    ) -> _Open:
         if len(self._open) >= self._max_open:
             _, evicted = self._open.popitem(last=False)
+            self._forget(evicted)
             self.counts.window("max_open_windows")
             self.counts.event("window_evicted", len(evicted.events))
-        w = _Open(key, labels, start, end, self._clock() + wait_s + self._idle_s)
+        w = _Open(key, window_key, labels, start, end, self._clock() + wait_s + self._idle_s)
         self._open[key] = w
         return w
 
@@ -239,15 +257,25 @@ class WindowBuilder:
             self.counts.event("window_full")
         self._open.move_to_end(w.key)
 
+    def _forget(self, w: _Open) -> None:
+        """Drop a time window from its stream's open set (and the stream when empty)."""
+        stream = self._streams.get(w.labels) if self.kind == "time" else None
+        if stream is not None:
+            stream.starts.discard(w.start_ns)
+            if not stream.starts:
+                del self._streams[w.labels]
+
     def _close(self, w: _Open, reason: str) -> ClosedWindow:
         del self._open[w.key]
         if self.kind == "time":
-            self._closed_until[w.key] = w.end_ns
-            self._closed_until.move_to_end(w.key)
+            self._forget(w)
+            until = max(self._closed_until.get(w.labels, w.end_ns), w.end_ns)
+            self._closed_until[w.labels] = until
+            self._closed_until.move_to_end(w.labels)
             while len(self._closed_until) > self._max_open:
                 self._closed_until.popitem(last=False)
         window = Window(
-            key=w.key,
+            key=w.window_key,
             start_ns=w.start_ns,
             end_ns=w.end_ns,
             events=tuple(w.events),

@@ -43,6 +43,11 @@ __all__ = ["DetectSettings", "DetectStage", "alert_for"]
 
 log = logging.getLogger(__name__)
 
+#: Events stamped further than this past the wall clock are left out (counted as
+#: ``future_timestamp``): event time only moves forward, so one line from a clock set
+#: far ahead would otherwise make every later line of its stream look late.
+_MAX_FUTURE_NS = 300 * 1_000_000_000
+
 
 @dataclass(frozen=True)
 class DetectSettings:
@@ -189,19 +194,26 @@ class DetectStage:
     def _ingest(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        converted = batch_events(
-            batch, max_text_bytes=self.settings.max_event_bytes, now_ns=self._now_ns()
-        )
+        now_ns = self._now_ns()
+        converted = batch_events(batch, max_text_bytes=self.settings.max_event_bytes,
+                                 now_ns=now_ns)  # fmt: skip
         if converted.truncated:
             self.metrics.truncated_events.inc(converted.truncated)
+        horizon = now_ns + _MAX_FUTURE_NS
         closed: list[ClosedWindow] = []
+        future = 0
         with self._lock:
             add = self.windows.add
             for row in converted.rows:
+                if row.event.ts_ns > horizon:
+                    future += 1
+                    continue
                 closed += add(row.labels, row.text, row.event)
             counts = self.windows.take_counts()
             self.metrics.open_windows.set(len(self.windows))
         self._account(counts)
+        if future:
+            self.metrics.dropped_events.labels("future_timestamp").inc(future)
         for window in closed:
             self._offer(window, None)
 

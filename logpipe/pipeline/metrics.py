@@ -128,7 +128,7 @@ class DetectMetrics:
         self.dropped_events = Counter(
             "logpipe_detect_dropped_events",
             "Events left out of detection, by reason (window_full, late, no_session_key, "
-            "window_evicted, ...); the archive keeps them.",
+            "window_evicted, future_timestamp); the archive keeps them.",
             ["reason"],
             registry=r,
         )

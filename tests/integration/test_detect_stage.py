@@ -57,8 +57,12 @@ def sample(metrics: DetectMetrics, name: str, **labels: str) -> float:
 
 @contextmanager
 def stage(
-    sinks: Sequence[AlertSink], detector: object | None = None, **settings: object
+    sinks: Sequence[AlertSink],
+    detector: object | None = None,
+    now_ns: int | None = None,
+    **settings: object,
 ) -> Iterator[DetectStage]:
+    """A stage with a real dispatcher; ``now_ns`` fixes the wall clock it compares with."""
     base: dict[str, object] = {
         "window_secs": 60.0,
         "idle_secs": 30.0,
@@ -71,6 +75,7 @@ def stage(
         sinks,
         DetectSettings(**base),  # type: ignore[arg-type]
         metrics=DetectMetrics(),
+        now_ns=time.time_ns if now_ns is None else (lambda: now_ns),
     )
     try:
         yield st
@@ -114,15 +119,16 @@ def test_a_planted_anomaly_gives_exactly_one_alert_with_its_edges() -> None:
 
 
 def test_windows_close_online_without_a_flush() -> None:
-    """Event time closes the anomalous window as soon as its stream passes its end."""
+    """Event time closes the anomalous window as soon as its stream is idle_secs (the
+    allowed lateness, 30 s here) past its end."""
     rows = traffic(AUTH, 200, planted_at=30)  # planted in [T0, T0+60)
-    upto_end = [r for r in rows if r[0] < (T0 + 60) * S]
+    before_close = [r for r in rows if r[0] < (T0 + 90) * S]
     with receiver() as r, stage([WebhookSink(r.url, retry=FAST)]) as st:
-        for b in batches(upto_end, AUTH):
+        for b in batches(before_close, AUTH):
             st.process(b)
         time.sleep(0.2)
         assert r.posts == []  # the window is still open: no alert yet
-        st.process(batches([((T0 + 60) * S, b"login ok user=bob ip=10.0.0.2")], AUTH)[0])
+        st.process(batches([((T0 + 90) * S, b"login ok user=bob ip=10.0.0.2")], AUTH)[0])
         [post] = r.wait_for(1, timeout_s=5)
         assert int(post.json()["window"]["start_ns"]) == T0 * S
         assert len(st.windows) == 1  # the next window is open
@@ -147,6 +153,19 @@ def test_a_quiet_stream_closes_by_the_wall_clock() -> None:
             assert post.json()["edges"][0]["target"] == "ip:203.0.113.7"
         finally:
             st.close()
+
+
+def test_lines_from_a_clock_far_ahead_are_counted_not_windowed() -> None:
+    now = (T0 + 100) * S
+    rows = [*traffic(AUTH, 20), (now + 3600 * S, b"login ok user=bob ip=10.0.0.2 (ahead)")]
+    with stage([], now_ns=now) as st:
+        for b in batches(sorted(rows), AUTH):
+            st.process(b)
+        st.flush()
+        m = st.metrics
+    assert sample(m, "logpipe_detect_dropped_events_total", reason="future_timestamp") == 1
+    assert sample(m, "logpipe_detect_events_total") == 10
+    assert sample(m, "logpipe_detect_windows_scored_total") == 1
 
 
 def test_bounds_are_enforced_and_counted() -> None:

@@ -39,25 +39,26 @@ def spans(closed: list[ClosedWindow]) -> list[tuple[str, int, int, int]]:
     ]
 
 
-def test_time_window_closes_when_its_stream_passes_its_end() -> None:
-    b = WindowBuilder(window_secs=60, clock=Clock())
-    assert feed(b, [(A, 0, "a"), (A, 10, "b"), (A, 59.999, "c")]) == []
-    closed = feed(b, [(A, 60, "d")])
+def test_time_window_closes_once_its_stream_is_idle_secs_past_its_end() -> None:
+    b = WindowBuilder(window_secs=60, idle_secs=5, clock=Clock())
+    early = [(A, 0, "a"), (A, 10, "b"), (A, 62, "c"), (A, 59.5, "d"), (A, 64.9, "e")]
+    assert feed(b, early) == []  # "d" is out of order, within the allowed lateness
+    closed = feed(b, [(A, 65, "f")])
     assert spans(closed) == [(A, 0, 60, 3)]
-    assert [e.template for e in closed[0].window.events] == ["a", "b", "c"]
+    assert [e.template for e in closed[0].window.events] == ["a", "b", "d"]
     assert closed[0].reason == "end" and closed[0].kind == "time" and closed[0].labels == A
-    # a gap: no empty windows, the next one is the one holding the event
-    assert spans(feed(b, [(A, 185, "e")])) == [(A, 60, 120, 1)]
+    # a gap: no empty windows; the next one closes when the stream passes 120 + 5
+    assert spans(feed(b, [(A, 185, "g")])) == [(A, 60, 120, 3)]
     assert spans(b.close_all()) == [(A, 180, 240, 1)]
-    assert b.take_counts().added == 5
+    assert b.take_counts().added == 7
 
 
 def test_time_windows_are_per_stream() -> None:
-    b = WindowBuilder(window_secs=10, clock=Clock())
-    closed = feed(b, [(A, 1, "a1"), (B, 2, "b1"), (B, 25, "b2"), (A, 5, "a2")])
+    b = WindowBuilder(window_secs=10, idle_secs=1, clock=Clock())
+    closed = feed(b, [(A, 1, "a1"), (B, 2, "b1"), (B, 25, "b2"), (A, 5, "a2"), (A, 10.5, "a3")])
     assert spans(closed) == [(B, 0, 10, 1)]  # B's later time does not close A's window
-    assert spans(feed(b, [(A, 11, "a3")])) == [(A, 0, 10, 2)]
-    assert len(b) == 2
+    assert spans(feed(b, [(A, 11, "a4")])) == [(A, 0, 10, 2)]
+    assert len(b) == 2  # A [10, 20) and B [20, 30)
 
 
 def test_quiet_stream_closes_by_the_wall_clock_after_the_grace() -> None:
@@ -73,11 +74,12 @@ def test_quiet_stream_closes_by_the_wall_clock_after_the_grace() -> None:
 
 
 def test_late_events_are_counted_not_windowed() -> None:
-    b = WindowBuilder(window_secs=10, clock=Clock())
-    feed(b, [(A, 12, "a"), (A, 25, "b")])  # closes [10, 20)
-    assert feed(b, [(A, 15, "late into a closed window"), (A, 3, "older still")]) == []
+    b = WindowBuilder(window_secs=10, idle_secs=2, clock=Clock())
+    assert spans(feed(b, [(A, 12, "a"), (A, 25, "b")])) == [(A, 10, 20, 1)]  # 25 >= 20 + 2
+    assert feed(b, [(A, 15, "into a closed window"), (A, 3, "older still")]) == []
+    assert feed(b, [(A, 23, "out of order, still open")]) == []
     assert b.take_counts().events == {"late": 2}
-    assert spans(b.close_all()) == [(A, 20, 30, 1)]
+    assert spans(b.close_all()) == [(A, 20, 30, 2)]
 
 
 def test_events_beyond_the_window_bound_are_counted() -> None:
