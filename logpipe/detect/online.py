@@ -202,11 +202,12 @@ class WindowBuilder:
             self._streams.setdefault(labels, _Stream(newest)).starts.add(start)
         self._append(w, event)
         stream = self._streams[labels]
-        if ts <= stream.newest:
-            return []
-        stream.newest = ts
-        due = sorted(s for s in stream.starts if s + size + self._idle_ns <= ts)
-        return [self._close(self._open[f"{s}|{labels}"], "end") for s in due]
+        if ts > stream.newest:
+            stream.newest = ts
+            if ts >= min(stream.starts) + size + self._idle_ns:  # few starts: one or two
+                due = sorted(s for s in stream.starts if s + size + self._idle_ns <= ts)
+                return [self._close(self._open[f"{s}|{labels}"], "end") for s in due]
+        return []
 
     # -- sessions -------------------------------------------------------------------------
 
