@@ -22,7 +22,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -30,9 +30,13 @@ from logpipe.errors import UsageError
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",
+    "AlertSinkConfig",
+    "AlertmanagerAlertConfig",
     "Config",
     "ConfigError",
+    "DetectConfig",
     "FilesSourceConfig",
+    "KafkaAlertConfig",
     "KafkaSourceSettings",
     "LoggingConfig",
     "MultilineConfig",
@@ -41,6 +45,7 @@ __all__ = [
     "SourcesConfig",
     "StdinSourceConfig",
     "StoreConfig",
+    "WebhookAlertConfig",
     "env_overrides",
     "load_config",
     "parse_config",
@@ -175,6 +180,114 @@ class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class _HttpAlertSettings(_Section):
+    """Delivery settings of the HTTP alert sinks (see ``logpipe.connectors.alerts``)."""
+
+    url: str = Field(description="Receiver URL (http:// or https://).")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers (an Authorization token)."
+    )
+    timeout_secs: float = Field(default=5.0, gt=0, description="Per attempt.")
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Tries per delivery.")
+    backoff_secs: float = Field(
+        default=0.5, ge=0, description="Wait after the first failure; doubles each time."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class WebhookAlertConfig(_HttpAlertSettings):
+    """POST the alert JSON (docs/DETECT.md) to ``url``, one request per alert."""
+
+    type: Literal["webhook"]
+    name: str = "webhook"
+
+
+class AlertmanagerAlertConfig(_HttpAlertSettings):
+    """POST alerts to Alertmanager's ``<url>/api/v2/alerts``."""
+
+    type: Literal["alertmanager"]
+    name: str = "alertmanager"
+    alertname: str = Field(default="LogAnomaly", min_length=1)
+    severity: str = Field(default="warning", min_length=1)
+    resolve_after_secs: float = Field(
+        default=300.0, gt=0, description="endsAt = this long after the window (or now)."
+    )
+
+
+class KafkaAlertConfig(_Section):
+    """Publish the alert JSON to a Kafka topic, keyed by the window key."""
+
+    type: Literal["kafka"]
+    name: str = "kafka-alerts"
+    bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
+    topic: str = Field(min_length=1)
+    timeout_secs: float = Field(default=10.0, gt=0, description="Longest a send may block.")
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+
+AlertSinkConfig = Annotated[
+    WebhookAlertConfig | AlertmanagerAlertConfig | KafkaAlertConfig,
+    Field(discriminator="type"),
+]
+_ALERT_TYPES = ("webhook", "alertmanager", "kafka")
+
+
+class DetectConfig(_Section):
+    """Online anomaly detection: windows scored by a trained model, alerts to sinks.
+
+    Windows are tumbling ``window_secs`` per stream, or sessions keyed by the
+    ``session_key`` regex (its first group, or whole match); give one of the two.
+    """
+
+    enabled: bool = False
+    model_dir: str | None = Field(
+        default=None, description="Trained model directory (its config.json names the detector)."
+    )
+    window_secs: float | None = Field(default=None, gt=0, description="Tumbling window size.")
+    session_key: str | None = Field(
+        default=None, description=r"Regex of the session id in a line, e.g. 'blk_-?\d+'."
+    )
+    idle_secs: float = Field(
+        default=30.0,
+        gt=0,
+        description="A session closes this long after its last event; a time window once "
+        "its stream is this far past its end (the allowed lateness).",
+    )
+    max_open_windows: int = Field(default=10_000, gt=0)
+    max_events_per_window: int = Field(default=2_000, gt=0)
+    max_event_bytes: int = Field(default=4096, gt=0, description="Longer lines are cut.")
+    queue_windows: int = Field(
+        default=1024, gt=0, description="Closed windows waiting to be scored."
+    )
+    score_batch_windows: int = Field(default=64, gt=0)
+    queue_alerts: int = Field(
+        default=1000, gt=0, description="Alerts waiting per sink before new ones fail."
+    )
+    top_edges: int = Field(default=5, ge=0, description="Edges named in each alert.")
+    api_url: str | None = Field(
+        default=None,
+        description="Base URL of this daemon's API for the query links in alerts "
+        "(default: from [server]).",
+    )
+    drain_timeout_secs: float = Field(default=10.0, gt=0)
+    alerts: list[AlertSinkConfig] = Field(default_factory=list)
+
+    @field_validator("session_key")
+    @classmethod
+    def _session_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            from logpipe.detect.online import session_key_regex  # noqa: PLC0415
+
+            session_key_regex(value)
+        return value
+
+
 class Config(_Section):
     """The whole daemon configuration (``logpipe config schema`` prints its JSON Schema)."""
 
@@ -183,6 +296,7 @@ class Config(_Section):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
 
     def source_names(self) -> list[str]:
         s = self.sources
@@ -219,7 +333,9 @@ def _check_labels(value: dict[str, str]) -> dict[str, str]:
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        if i == 3 and loc[:2] == ("detect", "alerts") and part in _ALERT_TYPES:
+            continue  # pydantic names the union member; the user's path has no such key
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -291,14 +407,44 @@ def parse_config(
         for err in exc.errors():
             where = _dotted(tuple(err["loc"]))
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+                message = str(err["ctx"]["error"])  # without pydantic's "Value error, "
+            elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                where += ".type"
+                missing = err["type"] == "union_tag_not_found"
+                message = (
+                    ("required: " if missing else "must be ") + "one of " + ", ".join(_ALERT_TYPES)
+                )
             env_var = origin.get(where)
             errors.append((where, f"{message} (from {env_var})" if env_var else message))
         raise ConfigError(source, errors) from None
     names = config.source_names()
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(source, [("sources", f"source names must be unique: {dupes}")])
+        errors.append(("sources", f"source names must be unique: {dupes}"))
+    errors += _detect_errors(config.detect)
+    if errors:
+        raise ConfigError(source, errors)
     return config
+
+
+def _detect_errors(detect: DetectConfig) -> list[tuple[str, str]]:
+    """What pydantic cannot see key by key: the keys of ``[detect]`` that go together."""
+    errors: list[tuple[str, str]] = []
+    if detect.window_secs is not None and detect.session_key is not None:
+        errors.append(("detect.session_key", "give window_secs or session_key, not both"))
+    if detect.enabled:
+        if detect.model_dir is None:
+            errors.append(("detect.model_dir", "required when detect.enabled is true"))
+        if detect.window_secs is None and detect.session_key is None:
+            errors.append(
+                ("detect.window_secs", "required when detect.enabled is true (or session_key)")
+            )
+    names = [a.name for a in detect.alerts]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        errors.append(("detect.alerts", f"alert sink names must be unique: {dupes}"))
+    return errors
 
 
 def load_config(path: str | os.PathLike[str] | None, *, environ: Mapping[str, str] | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,15 +23,28 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from logpipe.config import Config, FilesSourceConfig, KafkaSourceSettings
+from logpipe.config import (
+    AlertmanagerAlertConfig,
+    AlertSinkConfig,
+    Config,
+    FilesSourceConfig,
+    KafkaSourceSettings,
+    ServerConfig,
+    WebhookAlertConfig,
+)
 from logpipe.errors import PipelineError, UsageError
 
 if TYPE_CHECKING:
-    from logpipe.pipeline import Pipeline, Source
+    from collections.abc import Mapping
+
+    from logpipe.detect.alert import AlertSink
+    from logpipe.detect.loading import Loader
+    from logpipe.detect.stage import DetectStage
+    from logpipe.pipeline import Pipeline, PipelineMetrics, Source
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
 
-__all__ = ["Daemon", "build_pipeline", "build_sources", "next_steps"]
+__all__ = ["Daemon", "build_detect_stage", "build_pipeline", "build_sources", "next_steps"]
 
 log = logging.getLogger("logpipe.daemon")
 
@@ -95,19 +109,105 @@ def build_sources(config: Config) -> list[Source]:
     return sources
 
 
-def build_pipeline(config: Config, store: Store) -> Pipeline | None:
-    """The pipeline of ``config`` writing into ``store`` (None: no sources, API only)."""
-    from logpipe.pipeline import BatchLimits, Pipeline, StoreSink  # noqa: PLC0415
+def _alert_sink(cfg: AlertSinkConfig) -> AlertSink:
+    from logpipe.connectors.alerts import (  # noqa: PLC0415
+        AlertmanagerSink,
+        KafkaAlertSink,
+        RetryPolicy,
+        WebhookSink,
+    )
 
-    sources = build_sources(config)
-    if not sources:
+    if isinstance(cfg, WebhookAlertConfig | AlertmanagerAlertConfig):
+        retry = RetryPolicy(timeout_s=cfg.timeout_secs, max_attempts=cfg.max_attempts,
+                            backoff_s=cfg.backoff_secs)  # fmt: skip
+        if isinstance(cfg, WebhookAlertConfig):
+            webhook: AlertSink = WebhookSink(cfg.url, name=cfg.name, headers=cfg.headers,
+                                             retry=retry)  # fmt: skip
+            return webhook
+        manager: AlertSink = AlertmanagerSink(
+            cfg.url, name=cfg.name, alertname=cfg.alertname, severity=cfg.severity,
+            resolve_after_s=cfg.resolve_after_secs, headers=cfg.headers, retry=retry,
+        )  # fmt: skip
+        return manager
+    retry = RetryPolicy(timeout_s=cfg.timeout_secs, max_attempts=cfg.max_attempts)
+    kafka: AlertSink = KafkaAlertSink(cfg.bootstrap, cfg.topic, name=cfg.name, retry=retry)
+    return kafka
+
+
+def _api_url(server: ServerConfig) -> str:
+    """Where people reach this daemon's API, for the query links in alerts (a wildcard
+    listen address becomes the host name, as Prometheus builds its external URL)."""
+    if not server.enabled:
+        return ""
+    host = server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{server.port}"
+
+
+def build_detect_stage(
+    config: Config, metrics: PipelineMetrics, *, detectors: Mapping[str, Loader] | None = None
+) -> DetectStage | None:
+    """The online detection stage of ``config.detect`` (None when disabled).
+
+    Loads the model now, so a bad ``model_dir`` stops the daemon at start with a
+    :class:`~logpipe.errors.ModelError` rather than running without detection.
+    ``detectors`` replaces the detector registry (tests).
+    """
+    d = config.detect
+    if not d.enabled or d.model_dir is None:
         return None
+    from logpipe.detect.loading import DETECTORS, load_detector  # noqa: PLC0415
+    from logpipe.detect.stage import DetectSettings, DetectStage  # noqa: PLC0415
+    from logpipe.pipeline.metrics import DetectMetrics  # noqa: PLC0415
+
+    detector = load_detector(d.model_dir, detectors=DETECTORS if detectors is None else detectors)
+    settings = DetectSettings(
+        window_secs=d.window_secs,
+        session_key=d.session_key,
+        idle_secs=d.idle_secs,
+        max_open_windows=d.max_open_windows,
+        max_events_per_window=d.max_events_per_window,
+        max_event_bytes=d.max_event_bytes,
+        queue_windows=d.queue_windows,
+        score_batch_windows=d.score_batch_windows,
+        queue_alerts=d.queue_alerts,
+        top_edges=d.top_edges,
+        api_url=d.api_url if d.api_url is not None else _api_url(config.server),
+        drain_timeout_secs=d.drain_timeout_secs,
+    )
+    sinks = [_alert_sink(a) for a in d.alerts]
+    if not sinks:
+        log.warning("detect: no [[detect.alerts]] sinks; anomalies are only logged and counted")
+    log.info("detect: model %s (%s), %s", d.model_dir, getattr(detector, "name", "?"),
+             f"time windows of {d.window_secs} s" if d.session_key is None
+             else f"sessions by {d.session_key!r}")  # fmt: skip
+    return DetectStage(detector, sinks, settings, metrics=DetectMetrics(metrics.registry))
+
+
+def build_pipeline(
+    config: Config, store: Store, *, detectors: Mapping[str, Loader] | None = None
+) -> Pipeline | None:
+    """The pipeline of ``config`` writing into ``store`` (None: no sources, API only);
+    with ``[detect]`` enabled, the detection stage runs on every batch before the store."""
+    from logpipe.pipeline import BatchLimits, Pipeline, PipelineMetrics, StoreSink  # noqa: PLC0415
+
+    if not config.source_names():
+        if config.detect.enabled:
+            log.warning("detect: enabled, but no sources are configured: nothing to score")
+        return None
+    metrics = PipelineMetrics()
+    detect = build_detect_stage(config, metrics, detectors=detectors)  # fails before sources
+    sources = build_sources(config)
     p = config.pipeline
     limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
                          max_age_s=p.max_batch_age_secs)  # fmt: skip
     sink = StoreSink(store, config.store.tenant)
-    return Pipeline(sources, [], [sink], limits=limits, queue_chunks=p.queue_chunks,
-                    drain_timeout_s=p.drain_timeout_secs)  # fmt: skip
+    return Pipeline(sources, [detect] if detect is not None else [], [sink], limits=limits,
+                    queue_chunks=p.queue_chunks, drain_timeout_s=p.drain_timeout_secs,
+                    metrics=metrics)  # fmt: skip
 
 
 def _selector(config: Config) -> str:

@@ -11,6 +11,8 @@ them into a clear message and exit code 1 (2 for usage errors) instead of a trac
     ├── StoreError            log store: bad tenant, labels or offsets; a damaged segment
     ├── PipelineError         the streaming pipeline stopped: a source or stage failed
     ├── EvaluationError       ground truth and parsed results that cannot be compared
+    ├── ModelError            a model directory that cannot be loaded (missing, corrupt, unknown)
+    ├── AlertDeliveryError    an alert sink gave up on a delivery (counted; never stops a stream)
     └── LogQLError            a query that cannot be run; names its line and column
         ├── LogQLParseError   not LogQL at all (Loki's "parse error at line L, col C: ...")
         ├── LogQLValidationError  LogQL, but not a valid query (no matcher, unwrap missing)
@@ -22,6 +24,7 @@ Messages name the file, line, byte offset or column, and say what to do about it
 from __future__ import annotations
 
 __all__ = [
+    "AlertDeliveryError",
     "EvaluationError",
     "FormatSpecError",
     "InputError",
@@ -29,6 +32,7 @@ __all__ = [
     "LogQLParseError",
     "LogQLValidationError",
     "LogpipeError",
+    "ModelError",
     "PipelineError",
     "QueryLimitError",
     "StateError",
@@ -113,6 +117,31 @@ class PipelineError(LogpipeError):
 
 class EvaluationError(LogpipeError):
     """Parsed output and ground truth that do not line up (different line counts, columns)."""
+
+
+class ModelError(LogpipeError):
+    """A model directory that cannot be used: missing or unreadable files, a ``config.json``
+    naming a detector this install does not know, weights that do not load. The message
+    names the directory and what to do; ``path`` carries the directory for programs."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.path = path
+
+
+class AlertDeliveryError(LogpipeError):
+    """An alert sink gave up: ``reason`` is the metric label (``connection``, ``timeout``,
+    ``http_5xx``, ``http_4xx``, ``kafka``, ``cancelled``), ``attempts`` how many tries it made.
+
+    Raised by a sink's ``send`` to its dispatcher, which counts it and goes on: a failing
+    alert receiver never stops the pipeline or the archive."""
+
+    def __init__(self, sink: str, reason: str, detail: str, *, attempts: int = 1) -> None:
+        super().__init__(f"alert sink {sink}: {reason} after {attempts} attempt(s): {detail}")
+        self.sink = sink
+        self.reason = reason
+        self.detail = detail
+        self.attempts = attempts
 
 
 class LogQLError(LogpipeError):

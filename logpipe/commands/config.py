@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from logpipe.config import Config
 
 __all__ = ["register"]
 
@@ -18,6 +22,18 @@ Examples:
   logpipe config schema > logpipe.schema.json
   logpipe config default > logpipe.toml
 """
+
+
+def _detect_summary(cfg: Config) -> str:
+    d = cfg.detect
+    if not d.enabled:
+        return "off"
+    windows = (
+        f"time windows of {d.window_secs:g} s"
+        if d.session_key is None
+        else f"sessions by {d.session_key!r}"
+    )
+    return f"{d.model_dir}, {windows}, idle {d.idle_secs:g} s"
 
 
 def register(app: click.Group) -> None:
@@ -52,7 +68,11 @@ def register(app: click.Group) -> None:
             *([f"  stdin:   {s.stdin.name}"] if s.stdin else []),
             f"  server:  {srv}",
             f"  logging: {cfg.logging.format}, {cfg.logging.level}",
+            f"  detect:  {_detect_summary(cfg)}",
         ]
+        if cfg.detect.alerts:
+            sinks = ", ".join(f"{a.name} ({a.type})" for a in cfg.detect.alerts)
+            lines.append(f"  alerts:  {sinks}")
         sys.stdout.write("\n".join(lines) + "\n")
 
     @config.command("schema")

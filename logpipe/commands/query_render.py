@@ -8,26 +8,20 @@ streams are merged into one timeline (newest first for ``backward``), as logcli 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
 from logpipe.labels import format_labels
+from logpipe.timefmt import rfc3339
 
 __all__ = ["OUTPUTS", "render"]
 
 OUTPUTS = ("table", "jsonl", "raw", "json")
 
 
-def _rfc3339(ns: int) -> str:
-    seconds, frac = divmod(ns, 1_000_000_000)
-    when = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac:09d}".rstrip("0") if frac else "") + "Z"
-
-
 def _seconds_text(value: float | int) -> str:
-    return _rfc3339(round(float(value) * 1000) * 1_000_000)
+    return rfc3339(round(float(value) * 1000) * 1_000_000)
 
 
 def _entries(result: list[Any], direction: str) -> list[tuple[int, dict[str, str], str]]:
@@ -63,7 +57,7 @@ def render(body: dict[str, Any], output: str, out: TextIO, *, direction: str = "
             if output == "raw":
                 out.write(line + "\n")
             else:
-                record: dict[str, Any] = {"ts": str(ts), "time": _rfc3339(ts), "labels": labels,
+                record: dict[str, Any] = {"ts": str(ts), "time": rfc3339(ts), "labels": labels,
                                           "line": line}  # fmt: skip
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
@@ -88,7 +82,7 @@ def _table(kind: str, result: Any, out: TextIO, direction: str) -> None:
         for column in ("time", "labels", "line"):
             table.add_column(column, overflow="fold")
         for ts, labels, line in rows:
-            table.add_row(_rfc3339(ts), format_labels(labels), Text(line))
+            table.add_row(rfc3339(ts), format_labels(labels), Text(line))
     else:
         points = list(_points(kind, result))
         table.title = f"{kind}: {len(points)} points"
