@@ -119,6 +119,18 @@ def test_trees_hold_the_values_not_the_spelling() -> None:
     assert parse("{a=`x\\y`}") == parse('{a="x\\\\y"}')
 
 
+def test_a_number_then_a_label_starting_with_b_is_not_a_bytes_literal() -> None:
+    """Loki's lexer reads a bytes literal only when the unit touches the number: ``0 b_``
+    is the number 0 followed by the label ``b_`` (two filters joined by whitespace), and the
+    printer's output of such a chain must read back as the same tree (found by Hypothesis)."""
+    tree = parse('{a=""} | x > 0 b_ > 0s')
+    assert isinstance(tree, ast.LogExpr)
+    chain = tree.stages[0]
+    assert isinstance(chain, ast.LabelFilterStage)
+    assert parse(format_query(tree)) == tree
+    assert "NumberFilter" in repr(chain.filter) and "DurationFilter" in repr(chain.filter)
+
+
 def test_range_and_unwrap_placement() -> None:
     a = parse(
         'sum_over_time({app="foo"} | json | unwrap bytes(size) | __error__="" [5m] offset 1m)'
