@@ -104,7 +104,7 @@ def raw_batch(
     n = len(line_array)
     if offsets is None:
         sizes = pc.add(pc.binary_length(line_array), 1).to_numpy(zero_copy_only=False)
-        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        offsets = np.concatenate(([0], np.cumsum(sizes)))[:n].astype(np.int64)
     zeros = from_numpy(np.zeros(n, dtype=np.int32))
     ts_type = RAW_SCHEMA.field("ts").type
     if ts is None:

@@ -20,3 +20,10 @@ def test_raw_batch_from_a_ready_binary_array() -> None:
     assert batch.column("offset").to_pylist() == [10, 12]
     assert batch.column("lineno").to_pylist() == [5, 6]
     assert batch.column("partition").to_pylist() == [0, 0]
+
+
+def test_an_empty_batch_has_the_raw_schema_and_no_rows() -> None:
+    # A source that polls nothing (an idle partition, an empty read) may build one.
+    batch = raw_batch([])
+    assert batch.num_rows == 0
+    assert batch.schema == RAW_SCHEMA
