@@ -1,11 +1,11 @@
 """A seeded generator of *relational* anomalies: normal sequences and counts, wrong relations.
 
-Why: HDFS and BGL anomalies mostly show up as unusual events or counts, which count and
-sequence models (PCA, IsolationForest, DeepLog) already catch. What they cannot see by
-construction is a *relation* that should not exist: a user logging in from an address that
-belongs to someone else, a service reading a table it never touches. This generator makes
-a log where that is the only difference, so a benchmark can tell a relational detector
-(GLAD) from the baselines.
+Why: in the usual benchmarks (full HDFS, BGL) anomalies mostly show up as unusual events or
+counts, which count and sequence models (PCA, IsolationForest, DeepLog) already catch. What
+they cannot see by construction is a *relation* that should not exist: a user logging in
+from an address that belongs to someone else, a service reading a table it never touches.
+This generator makes a log where that is the only difference, so a benchmark can tell a
+relational detector (GLAD) from the baselines.
 
 The system: users in teams log in over SSH to hosts and call services through an HTTP
 gateway; each service queries its own tables. One **session** (key ``sid=...`` in every
@@ -23,9 +23,10 @@ address is shared), logs in to ``hosts_per_user`` hosts of their team, calls the
 ``services_per_team`` services of their team, and each service queries only its own
 ``tables_per_service`` tables. Paths name a resource of the service called.
 
-**An anomalous session** is drawn exactly like a normal one (same shape: the same templates,
-in the same order, with the same counts), then *one* relation is broken with an entity that
-exists elsewhere in the log:
+**An anomalous session** takes the *shape* of a normal session of the same log picked at
+random, its twin (number of requests, method and number of queries of each: so the same
+templates, in the same order, with the same counts), is otherwise drawn like a normal
+session, and then has *one* relation broken with an entity that exists elsewhere in the log:
 
 * ``foreign_ip``: the user connects from another user's address (login and gateway lines);
 * ``foreign_host``: the user logs in to a host of another team;
@@ -33,10 +34,10 @@ exists elsewhere in the log:
   the user's team never calls;
 * ``foreign_table``: one query of a service reads a table of another service.
 
-So the event-count vector and the event sequence of every anomalous session also occur in
-normal sessions (the tests check it): count and sequence models cannot separate them except
-by chance. Entity names are chosen so that the template miner turns them into parameters
-(none is a bare word that could become a word-slot event id).
+So the event sequence (hence the event-count vector) of every anomalous session is that of
+a normal session of the log (the tests check it): count and sequence models cannot separate
+them except by chance. Entity names are chosen so that the template miner turns them into
+parameters (none is a bare word that could become a word-slot event id).
 
 Everything is drawn from one ``numpy.random.Generator`` seeded by :attr:`SyntheticConfig.seed`:
 the same config gives the same lines, byte for byte.
@@ -267,15 +268,28 @@ class _Session:
     requests: list[tuple[str, str, str, list[str]]]  # method, service, path, tables queried
 
 
-def _draw_session(cfg: SyntheticConfig, w: _World, rng: np.random.Generator) -> _Session:
+Shape = tuple[tuple[str, int], ...]
+"""A session's shape: per request, the HTTP method and how many queries it makes. The shape
+alone fixes the session's template sequence."""
+
+
+def _draw_shape(cfg: SyntheticConfig, rng: np.random.Generator) -> Shape:
+    return tuple(
+        ("GET" if rng.random() < 0.7 else "POST", 1 if rng.random() < 0.6 else 2)
+        for _ in range(int(rng.integers(1, cfg.max_requests + 1)))
+    )
+
+
+def _draw_session(
+    cfg: SyntheticConfig, w: _World, rng: np.random.Generator, shape: Shape
+) -> _Session:
+    """A normal session of ``shape``: a user, and entities related to them."""
     user = int(rng.integers(cfg.users))
     team = w.user_team[user]
     requests = []
-    for _ in range(int(rng.integers(1, cfg.max_requests + 1))):
+    for method, n_queries in shape:
         service = str(rng.choice(w.team_services[team]))
-        method = "GET" if rng.random() < 0.7 else "POST"
         path = f"/api/v1/{rng.choice(w.service_resources[service])}/{int(rng.integers(1, 99_999))}"
-        n_queries = 1 if rng.random() < 0.6 else 2
         tables = [str(rng.choice(w.service_tables[service])) for _ in range(n_queries)]
         requests.append((method, service, path, tables))
     return _Session(
@@ -377,13 +391,18 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticLog:
     starts = cfg.start_ns + np.cumsum(rng.exponential(cfg.mean_gap_s, cfg.sessions) * 1e9).astype(
         np.int64
     )
+    shapes = [_draw_shape(cfg, rng) for _ in range(cfg.sessions)]
+    normal = [i for i in range(cfg.sessions) if i not in anomalous]
+    for i in sorted(anomalous):
+        if normal:  # the shape of a normal twin: its very template sequence
+            shapes[i] = shapes[normal[int(rng.integers(len(normal)))]]
     labels: dict[str, int] = {}
     kinds: dict[str, str] = {}
     broken: dict[str, tuple[str, str]] = {}
     rows: list[tuple[int, int, int, str, _Line]] = []  # ts, session, position, sid, line
     for i in range(cfg.sessions):
         sid = f"s{i:06d}"
-        session = _draw_session(cfg, world, rng)
+        session = _draw_session(cfg, world, rng, shapes[i])
         labels[sid] = 0
         if i in anomalous:
             kind = cfg.kinds[int(rng.integers(len(cfg.kinds)))]
