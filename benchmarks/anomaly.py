@@ -16,7 +16,8 @@ Why it is built this way:
 * **Ratios against the best baseline** (by F1, and by AUPR) in the same run, so a figure
   never stands without its baseline.
 * **Throughput**: ``score lines/s`` counts the events of the test windows over the time
-  ``score()`` took; ``events lines/s`` is parsing into events (frame, time, mine, resolve);
+  ``score()`` took; ``events lines/s`` is parsing into events and windows (frame, time, mine,
+  resolve, group);
   ``end to end`` combines both (seconds per line added), which is what ``logpipe detect
   score`` pays per line on this machine.
 * **GLAD** is found by importing ``logpipe.models.glad`` and taking its ``GladDetector``
@@ -307,7 +308,8 @@ def _section(results: Sequence[DatasetRun], missing: str | None, info_line: str)
         "rule (the highest score of a normal validation window; alert when strictly above), "
         "then scored on the same test windows. Windows, splits and the synthetic generator "
         "are described in `docs/DETECT.md`. `score lines/s` counts the events of the test "
-        "windows over the time `score()` took; `end to end` adds parsing into events. "
+        "windows over the time `score()` took; `end to end` adds parsing the data set into "
+        "events and windows (per line). "
         + glad,
         "",
         md_table(HEADER, rows),

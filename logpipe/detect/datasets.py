@@ -22,7 +22,6 @@ window's bound are counted in :attr:`Dataset.counts`.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -32,12 +31,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpipe.detect.events import EventParser, ParsedLines, read_lines
+from logpipe.detect.events import EventParser, read_lines
 from logpipe.detect.grouping import (
     DEFAULT_MAX_EVENTS,
+    Windowing,
     label_by_key,
+    regex_keys,
     sessions,
-    sessions_from_keys,
     time_windows,
 )
 from logpipe.detect.splits import Split, chronological_split
@@ -63,6 +63,7 @@ __all__ = [
     "HDFS_LOG",
     "Dataset",
     "Split",
+    "Windowing",
     "bgl_from_lines",
     "chronological_split",
     "hdfs_from_lines",
@@ -95,10 +96,12 @@ BGL_STEP_S = 1800
 class Dataset:
     """Windows of one data set with their split, and how the data was read.
 
-    ``templates`` maps each event id to its template text; ``parser`` holds the miner after
-    the whole input (save it with :meth:`EventParser.save_state` to score new data the same
-    way); ``counts`` holds what was skipped or bounded (``unmatched_lines``,
-    ``unkeyed_lines``, ``dropped_events``...), ``parse_secs`` the time to build the events.
+    ``templates`` maps each event id to its template text; ``parser`` holds the log format
+    and the miner after the whole input, and ``windowing`` how lines became windows: a model
+    saves both (:meth:`EventParser.save_state`, :meth:`Windowing.to_dict`) to cut new data
+    the same way. ``counts`` holds what was skipped or bounded (``unmatched_lines``,
+    ``unkeyed_lines``, ``dropped_events``...); ``parse_secs`` is the time to build the
+    events and windows (frame, time, mine, resolve, group).
     """
 
     name: str
@@ -108,6 +111,7 @@ class Dataset:
     parse_secs: float
     templates: dict[str, str]
     parser: EventParser
+    windowing: Windowing
     counts: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -127,31 +131,56 @@ def _need(path: Path) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------------ keys
+# ------------------------------------------------------------------------------ common
 
 
-def regex_keys(content: pa.Array, pattern: str) -> list[list[str]]:
-    """Every match of ``pattern`` (group ``key``) in each line: the session keys per line.
+def _build(
+    name: str,
+    parser: EventParser,
+    lines: pa.Array,
+    windowing: Windowing,
+    *,
+    line_labels: np.ndarray | None = None,
+    anomalous_keys: Collection[str] | None = None,
+    train_fraction: float,
+    validation_fraction: float,
+) -> Dataset:
+    """Parse, window, label and split: the one path every data set takes."""
+    started = time.perf_counter()
+    parsed = parser.parse(lines)
+    windows = windowing.windows(parsed, labels=line_labels)
+    parse_secs = time.perf_counter() - started
+    if anomalous_keys is not None:
+        windows = label_by_key(windows, anomalous_keys)
+    split = chronological_split(
+        windows,
+        train_fraction=train_fraction,
+        validation_fraction=validation_fraction,
+        purge=windowing.kind == "time",
+    )
+    counts = {
+        "unmatched_lines": parsed.unmatched,
+        "untimed_lines": parsed.untimed,
+        "dropped_events": sum(w.dropped for w in windows),
+    }
+    if windowing.key_pattern is not None:
+        found = pc.count_substring_regex(parsed.content, pattern=windowing.key_pattern)
+        counts["unkeyed_lines"] = int(pc.sum(pc.equal(found, 0)).as_py() or 0)
+    return Dataset(
+        name=name,
+        windows=tuple(windows),
+        split=split,
+        lines=len(parsed),
+        parse_secs=parse_secs,
+        templates=parsed.templates_by_event(),
+        parser=parser,
+        windowing=windowing,
+        counts=counts,
+    )
 
-    Vectorised for the common case: lines are counted with one Arrow kernel, lines with one
-    match are extracted with another, and only lines with several matches (an HDFS line
-    naming many blocks) go through Python's ``re``.
-    """
-    n = len(content)
-    counts = pc.count_substring_regex(content, pattern=pattern).to_numpy(zero_copy_only=False)
-    keys: list[list[str]] = [[] for _ in range(n)]
-    single = np.flatnonzero(counts == 1)
-    if len(single):
-        found = pc.extract_regex(content.take(pa.array(single)), pattern=pattern).field("key")
-        for i, key in zip(single.tolist(), found.to_pylist(), strict=True):
-            keys[i] = [key]
-    many = np.flatnonzero(counts > 1)
-    if len(many):
-        regex = re.compile(pattern)
-        texts = content.take(pa.array(many)).to_pylist()
-        for i, text in zip(many.tolist(), texts, strict=True):
-            keys[i] = [m.group("key") for m in regex.finditer(text)]
-    return keys
+
+def _strings(lines: pa.Array | Sequence[str]) -> pa.Array:
+    return lines if isinstance(lines, pa.Array) else pa.array(list(lines), pa.string())
 
 
 # ------------------------------------------------------------------------------ HDFS
@@ -166,26 +195,14 @@ def hdfs_from_lines(
     validation_fraction: float = 0.2,
 ) -> Dataset:
     """HDFS lines into block sessions labelled from ``anomalous_blocks``."""
-    parser = EventParser(preset="HDFS")
-    started = time.perf_counter()
-    parsed = parser.parse(lines)
-    events = parsed.events()
-    parse_secs = time.perf_counter() - started
-    keys = regex_keys(parsed.content, HDFS_BLOCK_PATTERN)
-    windows = label_by_key(
-        sessions_from_keys(events, keys, max_events=max_events), set(anomalous_blocks)
-    )
-    split = chronological_split(
-        windows, train_fraction=train_fraction, validation_fraction=validation_fraction
-    )
-    return _dataset(
+    return _build(
         "hdfs",
-        windows=windows,
-        split=split,
-        parsed=parsed,
-        parser=parser,
-        parse_secs=parse_secs,
-        keys=keys,
+        EventParser(preset="HDFS"),
+        _strings(lines),
+        Windowing("session", key_pattern=HDFS_BLOCK_PATTERN, max_events=max_events),
+        anomalous_keys=set(anomalous_blocks),
+        train_fraction=train_fraction,
+        validation_fraction=validation_fraction,
     )
 
 
@@ -232,34 +249,15 @@ def bgl_from_lines(
     step lets a burst that crosses a boundary appear whole in some window. The same size
     serves every detector; it was fixed before any detector was run on it.
     """
-    array = lines if isinstance(lines, pa.Array) else pa.array(list(lines), pa.string())
-    rest, line_labels, unlabelled = split_label_column(array)
-    parser = EventParser(BGL_FORMAT, time=BGL_TIME)
-    started = time.perf_counter()
-    parsed = parser.parse(rest)
-    events = parsed.events()
-    parse_secs = time.perf_counter() - started
-    windows = time_windows(
-        events,
-        window_s * 1_000_000_000,
-        step_s * 1_000_000_000,
-        max_events=max_events,
-        labels=line_labels,
-    )
-    split = chronological_split(
-        windows,
+    rest, line_labels, unlabelled = split_label_column(_strings(lines))
+    data = _build(
+        "bgl",
+        EventParser(BGL_FORMAT, time=BGL_TIME),
+        rest,
+        Windowing("time", size_s=window_s, step_s=step_s, max_events=max_events),
+        line_labels=line_labels,
         train_fraction=train_fraction,
         validation_fraction=validation_fraction,
-        purge=True,
-    )
-    data = _dataset(
-        "bgl",
-        windows=windows,
-        split=split,
-        parsed=parsed,
-        parser=parser,
-        parse_secs=parse_secs,
-        keys=None,
     )
     data.counts["unlabelled_lines"] = unlabelled
     data.counts["alert_lines"] = int(line_labels.sum())
@@ -282,25 +280,14 @@ def synthetic_from_log(
     validation_fraction: float = 0.2,
 ) -> Dataset:
     """A generated log, parsed like real data, as ``sid`` sessions with the generator's labels."""
-    parser = EventParser(SYNTHETIC_FORMAT)
-    started = time.perf_counter()
-    parsed = parser.parse(pa.array(log.lines, pa.string()))
-    events = parsed.events()
-    parse_secs = time.perf_counter() - started
-    keys = regex_keys(parsed.content, SESSION_KEY_PATTERN)
-    anomalous = {sid for sid, label in log.labels.items() if label}
-    windows = label_by_key(sessions_from_keys(events, keys, max_events=max_events), anomalous)
-    split = chronological_split(
-        windows, train_fraction=train_fraction, validation_fraction=validation_fraction
-    )
-    return _dataset(
+    return _build(
         "synthetic",
-        windows=windows,
-        split=split,
-        parsed=parsed,
-        parser=parser,
-        parse_secs=parse_secs,
-        keys=keys,
+        EventParser(SYNTHETIC_FORMAT),
+        pa.array(log.lines, pa.string()),
+        Windowing("session", key_pattern=SESSION_KEY_PATTERN, max_events=max_events),
+        anomalous_keys={sid for sid, label in log.labels.items() if label},
+        train_fraction=train_fraction,
+        validation_fraction=validation_fraction,
     )
 
 
@@ -321,35 +308,3 @@ def load(name: str, data_dir: Path, *, quick: bool = False) -> Dataset:
     if name == "synthetic":
         return load_synthetic(SyntheticConfig(sessions=600) if quick else None)
     raise InputError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-
-
-# ------------------------------------------------------------------------------ common
-
-
-def _dataset(
-    name: str,
-    *,
-    windows: Sequence[Window],
-    split: Split,
-    parsed: ParsedLines,
-    parser: EventParser,
-    parse_secs: float,
-    keys: Sequence[Sequence[str]] | None,
-) -> Dataset:
-    counts = {
-        "unmatched_lines": parsed.unmatched,
-        "untimed_lines": parsed.untimed,
-        "dropped_events": sum(w.dropped for w in windows),
-    }
-    if keys is not None:
-        counts["unkeyed_lines"] = sum(1 for k in keys if not k)
-    return Dataset(
-        name=name,
-        windows=tuple(windows),
-        split=split,
-        lines=len(parsed),
-        parse_secs=parse_secs,
-        templates=parsed.templates_by_event(),
-        parser=parser,
-        counts=counts,
-    )

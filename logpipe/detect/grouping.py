@@ -24,17 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Collection, Sequence
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from logpipe.detect.events import ParsedLines
 from logpipe.detect.windows import Event, Window
 from logpipe.errors import UsageError
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
     "MAX_WINDOWS_PER_EVENT",
+    "Windowing",
     "label_by_key",
+    "regex_keys",
     "sessions",
     "sessions_from_keys",
     "time_key",
@@ -198,3 +206,87 @@ def _union_of_ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def label_by_key(windows: Sequence[Window], anomalous_keys: Collection[str]) -> list[Window]:
     """``windows`` labelled 1 when their key is in ``anomalous_keys``, else 0 (HDFS blocks)."""
     return [dataclasses.replace(w, label=int(w.key in anomalous_keys)) for w in windows]
+
+
+def regex_keys(content: pa.Array, pattern: str) -> list[list[str]]:
+    """Every match of ``pattern`` (group ``key``) in each line: the session keys per line.
+
+    Vectorised for the common case: lines are counted with one Arrow kernel, lines with one
+    match are extracted with another, and only lines with several matches (an HDFS line
+    naming many blocks) go through Python's ``re``.
+    """
+    n = len(content)
+    counts = pc.count_substring_regex(content, pattern=pattern).to_numpy(zero_copy_only=False)
+    keys: list[list[str]] = [[] for _ in range(n)]
+    single = np.flatnonzero(counts == 1)
+    if len(single):
+        found = pc.extract_regex(content.take(pa.array(single)), pattern=pattern).field("key")
+        for i, key in zip(single.tolist(), found.to_pylist(), strict=True):
+            keys[i] = [key]
+    many = np.flatnonzero(counts > 1)
+    if len(many):
+        regex = re.compile(pattern)
+        texts = content.take(pa.array(many)).to_pylist()
+        for i, text in zip(many.tolist(), texts, strict=True):
+            keys[i] = [m.group("key") for m in regex.finditer(text)]
+    return keys
+
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How parsed lines become windows: the recipe a trained model keeps (as JSON) so that
+    scoring cuts new data exactly as training did.
+
+    ``kind="session"``: one window per match of ``key_pattern`` (a regex with a group named
+    ``key``) in each line's content. ``kind="time"``: windows of ``size_s`` seconds sliding
+    by ``step_s`` (tumbling when equal). ``max_events`` bounds every window.
+    """
+
+    kind: str
+    key_pattern: str | None = None
+    size_s: float | None = None
+    step_s: float | None = None
+    max_events: int = DEFAULT_MAX_EVENTS
+
+    def __post_init__(self) -> None:
+        if self.kind == "session":
+            if not self.key_pattern or "(?P<key>" not in self.key_pattern:
+                raise UsageError("session windows need a key pattern with a (?P<key>...) group")
+            try:
+                re.compile(self.key_pattern)
+            except re.error as exc:
+                raise UsageError(f"session key pattern {self.key_pattern!r}: {exc}") from None
+        elif self.kind == "time":
+            if not self.size_s or self.size_s <= 0:
+                raise UsageError("time windows need a positive size_s")
+        else:
+            raise UsageError(f"windowing kind must be 'session' or 'time', not {self.kind!r}")
+
+    def windows(
+        self, parsed: ParsedLines, labels: Sequence[int] | np.ndarray | None = None
+    ) -> list[Window]:
+        """Cut ``parsed`` into windows (``labels``: optional 0/1 per line)."""
+        events = parsed.events()
+        if self.kind == "session":
+            assert self.key_pattern is not None
+            keys = regex_keys(parsed.content, self.key_pattern)
+            return sessions_from_keys(events, keys, max_events=self.max_events, labels=labels)
+        assert self.size_s is not None
+        size = round(self.size_s * _NS)
+        step = size if self.step_s is None else round(self.step_s * _NS)
+        return time_windows(events, size, step, max_events=self.max_events, labels=labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Windowing:
+        """Rebuild from :meth:`to_dict` (unknown keys are an error, not ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UsageError(f"windowing: unknown keys {', '.join(sorted(unknown))}")
+        return cls(**dict(data))

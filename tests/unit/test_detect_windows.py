@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from logpipe.detect.datasets import bgl_from_lines, hdfs_from_lines, regex_keys
-from logpipe.detect.grouping import label_by_key, sessions, time_key, time_windows
+from logpipe.detect.events import EventParser
+from logpipe.detect.grouping import Windowing, label_by_key, sessions, time_key, time_windows
 from logpipe.detect.splits import chronological_split
 from logpipe.detect.windows import Event, Window
 from logpipe.errors import UsageError
@@ -185,3 +186,30 @@ def test_bgl_label_column_is_cut_before_parsing() -> None:
     for w in data.windows:
         assert w.label == int(any(e.line_no in alert_lines for e in w.events))
     assert sum(w.label == 1 for w in data.windows) >= 3
+
+
+def test_windowing_recipe_round_trips_and_cuts_parsed_lines() -> None:
+    lines = [
+        "2024-05-01 10:00:00.000 INFO app: start job=j-1",
+        "2024-05-01 10:00:30.000 INFO app: start job=j-2",
+        "2024-05-01 10:01:10.000 INFO app: done job=j-1",
+        "2024-05-01 10:02:00.000 INFO app: heartbeat",
+    ]
+    parsed = EventParser("<Date> <Time> <Level> <Component>: <Content>").parse(lines)
+    by_job = Windowing("session", key_pattern=r"job=(?P<key>\S+)")
+    assert Windowing.from_dict(by_job.to_dict()) == by_job
+    assert [(w.key, [e.line_no for e in w.events]) for w in by_job.windows(parsed)] == [
+        ("j-1", [1, 3]),
+        ("j-2", [2]),
+    ]
+    minutes = Windowing("time", size_s=60)
+    assert [len(w.events) for w in minutes.windows(parsed, labels=[0, 1, 0, 0])] == [2, 1, 1]
+    assert [w.label for w in minutes.windows(parsed, labels=[0, 1, 0, 0])] == [1, 0, 0]
+    for bad in (
+        {"kind": "session", "key_pattern": r"job=(\S+)"},  # no key group
+        {"kind": "time"},
+        {"kind": "hourly", "size_s": 1},
+        {"kind": "time", "size_s": 60, "colour": "red"},
+    ):
+        with pytest.raises(UsageError):
+            Windowing.from_dict(bad)
