@@ -203,7 +203,7 @@ class EventParser:
         content = pc.fill_null(content, "")
         matched = pc.fill_null(framed.matched, False)
         unmatched = n - int(pc.sum(matched).as_py() or 0)
-        ts, untimed = self._timestamps(framed.fields)
+        ts, untimed = self._timestamps(framed.fields, n)
         cluster_ids = self._mine(content)
         templates, events = self.miner.line_templates(cluster_ids, content)
         if events.null_count:  # clusters evicted from a full miner: counted, never dropped
@@ -241,11 +241,12 @@ class EventParser:
                 next_line += len(parsed)
                 yield parsed
 
-    def _timestamps(self, fields: dict[str, pa.Array]) -> tuple[np.ndarray, int]:
+    def _timestamps(self, fields: dict[str, pa.Array], n: int) -> tuple[np.ndarray, int]:
         """Each line's time in ns (filled forward) and how many lines had none of their own."""
-        n = len(next(iter(fields.values()))) if fields else 0
         if n == 0:
             return np.zeros(0, dtype=np.int64), 0
+        if not fields and self.time is None:  # a format without header fields: no times
+            return np.full(n, self._last_ts_ns, dtype=np.int64), n
         if self.time is not None:
             missing = [f for f in self.time.fields if f not in fields]
             if missing:

@@ -102,6 +102,12 @@ def test_empty_and_binary_input() -> None:
     assert len(events) == 2 and "\ufffd" in "".join(events[1].params) + events[1].template
 
 
+def test_a_format_without_times_counts_every_line_untimed() -> None:
+    parsed = EventParser("<Content>").parse(["disk full on volume 17", "disk full on volume 23"])
+    assert parsed.untimed == 2 and parsed.ts_ns.tolist() == [0, 0]
+    assert [e.params for e in parsed.events()] == [("17",), ("23",)]
+
+
 def test_format_is_required_and_single() -> None:
     with pytest.raises(UsageError):
         EventParser()
