@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.compression --write-results
 	$(BIN)/python -m benchmarks.query --write-results
 	$(BIN)/python -m benchmarks.streaming --write-results
+	$(BIN)/python -m benchmarks.anomaly --write-results
 
 clean:
 	rm -rf $(VENV) .run-output .run build dist *.egg-info
