@@ -37,6 +37,7 @@ _COMMANDS = {
     "query": "logpipe.commands.query",
     "serve": "logpipe.commands.serve",
     "config": "logpipe.commands.config",
+    "detect": "logpipe.commands.detect",
 }
 
 
