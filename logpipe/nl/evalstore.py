@@ -24,10 +24,19 @@ import numpy as np
 from logpipe.labels import MatchOp
 from logpipe.logql import ast
 from logpipe.nl.loghub import FAMILY_SYSTEMS, SystemLogs, load_system
+from logpipe.nl.prompt import Schema
 from logpipe.nl.tree import selector_matchers
 from logpipe.store import DEFAULT_TENANT, Store
 
-__all__ = ["ANCHOR_NS", "EvalStore", "build_store", "deployments", "load_families"]
+__all__ = [
+    "ANCHOR_NS",
+    "EvalStore",
+    "build_store",
+    "deployments",
+    "load_families",
+    "loghub_schema",
+    "stream_label_sets",
+]
 
 ANCHOR_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z: where every system's data ends
 
@@ -54,6 +63,36 @@ def deployments(queries: Iterable[ast.Expr], systems: Mapping[str, SystemLogs]) 
                     labels[m.name] = m.value
             found.setdefault(family, set()).add(tuple(sorted(labels.items())))
     return {family: [dict(items) for items in sorted(sets)] for family, sets in found.items()}
+
+
+def stream_label_sets(
+    systems: Mapping[str, SystemLogs], label_sets: Mapping[str, Sequence[Mapping[str, str]]]
+) -> list[dict[str, str]]:
+    """The label sets of the streams :func:`build_store` creates, without building it: each
+    deployment label set over each distinct label set of its family's lines."""
+    streams: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for family in sorted(label_sets):
+        line_sets = {tuple(sorted(labels.items())) for labels in systems[family].labels}
+        for deployment in label_sets[family]:
+            for line_labels in sorted(line_sets):
+                labels = {**dict(line_labels), **deployment}
+                streams.setdefault(tuple(sorted(labels.items())), labels)
+    return [streams[k] for k in sorted(streams)]
+
+
+def loghub_schema(
+    systems: Mapping[str, SystemLogs], label_sets: Mapping[str, Sequence[Mapping[str, str]]]
+) -> Schema:
+    """What :func:`~logpipe.nl.prompt.schema_from_store` would read from the store that
+    :func:`build_store` builds (label values and streams), plus the systems' templates:
+    training prompts see the same kind of schema as evaluated ones."""
+    streams = stream_label_sets(systems, label_sets)
+    values: dict[str, set[str]] = {}
+    for stream in streams:
+        for name, value in stream.items():
+            values.setdefault(name, set()).add(value)
+    templates = [t.template for family in sorted(label_sets) for t in systems[family].templates]
+    return Schema({n: sorted(v) for n, v in sorted(values.items())}, templates, streams=streams)
 
 
 @dataclass
