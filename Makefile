@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
 
-.PHONY: run run-parse run-kafka test test-data test-slow test-kafka lint bench install clean
+.PHONY: run run-parse run-kafka test test-data test-slow test-kafka lint bench install clean \
+	train-nl2logql
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +64,15 @@ test-slow: $(STAMP)
 ## stopped by the fixtures on a free loopback port): exactly-once, kill -9, broker restart.
 test-kafka: $(STAMP)
 	$(BIN)/python -m pytest -q -m "kafka and not gpu"
+
+## make train-nl2logql: LoRA fine-tuning of the NL->LogQL model (models/nl2logql/README.md)
+## into $(NL2LOGQL_RUN): on a GPU when there is one, else on the CPU (hours); checkpoints as
+## it goes, and a second `make train-nl2logql` resumes where the first stopped.
+NL2LOGQL_RUN ?= .run/nl2logql
+NL2LOGQL_ARGS ?=
+train-nl2logql: $(STAMP)
+	LOGPIPE_SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m logpipe.models.nl2logql.train \
+		--out $(NL2LOGQL_RUN) $(NL2LOGQL_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

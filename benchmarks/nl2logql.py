@@ -18,12 +18,13 @@ Why it is built this way:
   data span), the same over questions whose gold result is not empty, validity, and latency
   per question (median, p90) on this machine.
 * **Systems**: ``retrieval``, the baseline (nearest training question, labels
-  substituted; :mod:`logpipe.nl.baseline`). Beside it, for reference only, the same baseline
-  on a split of single pairs rather than question groups: the dataset instantiates each
-  question for several applications, so such a split scores recall of a near twin. The model
-  rows (the untuned base model and the fine-tuned one, through the same prompt and
-  validation loop) join this table once the fine-tuning run exists; they are named here so
-  the table's shape does not change.
+  substituted; :mod:`logpipe.nl.baseline`); ``base``, the untuned SmolLM2-135M-Instruct and
+  ``tuned``, it with a LoRA adapter (``--adapter``), both through the whole loop of
+  :func:`logpipe.nl.answer.answer` (schema-aware prompt, ``--candidates`` replies, validation,
+  repair, execution), a "cannot answer" scored as an invalid prediction. Beside the baseline,
+  for reference only, the same baseline on a split of single pairs rather than question
+  groups: the dataset instantiates each question for several applications, so such a split
+  scores recall of a near twin.
 """
 
 from __future__ import annotations
@@ -57,9 +58,8 @@ from logpipe.nl.evaluate import Scores, Window, score
 
 FAMILIES = ("openssh", "openstack", "hdfs")
 SYSTEMS = ("retrieval", "base", "tuned")
-PENDING = {"base": "untuned SmolLM2-135M: not run yet (the model rows come with the "
-                   "fine-tuning run)",
-           "tuned": "fine-tuned SmolLM2-135M: not trained yet"}  # fmt: skip
+PENDING = {"tuned": "fine-tuned SmolLM2-135M: no adapter given (--adapter DIR, from "
+                    "make train-nl2logql)"}  # fmt: skip
 QUICK_QUESTIONS = 20
 
 
@@ -72,6 +72,7 @@ class Setup:
     window: Window
     labels: dict[str, list[str]]
     ingest_s: float
+    templates: list[str]
 
 
 def prepare(data_dir: Path, store_dir: Path) -> Setup:
@@ -85,7 +86,9 @@ def prepare(data_dir: Path, store_dir: Path) -> Setup:
     span = built.end_ns - built.start_ns
     step = max(span // 48, 60_000_000_000)
     window = Window(built.end_ns - 48 * step, built.end_ns, step)
-    return Setup(split, rejected, built, Engine(built.store), window, built.label_values, ingest_s)
+    templates = [t.template for f in FAMILIES for t in systems[f].templates]
+    return Setup(split, rejected, built, Engine(built.store), window, built.label_values,
+                 ingest_s, templates)  # fmt: skip
 
 
 def run_retrieval(setup: Setup, questions: int | None) -> Scores:
@@ -105,6 +108,36 @@ def run_retrieval_random_split(setup: Setup, questions: int | None) -> Scores:
     return score(setup.engine, held, lambda q: baseline.predict(q, setup.labels), setup.window)
 
 
+def run_model(setup: Setup, questions: int | None, adapter: Path | None, n: int) -> Scores:
+    """A model through the full loop: schema-aware prompt, ``n`` candidates, validation and
+    repair, execution; a "cannot answer" counts as an invalid prediction."""
+    from logpipe.models.nl2logql.generate import ModelGenerator, apply_adapter
+    from logpipe.models.nl2logql.loader import load_base_model
+
+    from logpipe.nl.answer import answer, engine_executor
+    from logpipe.nl.data import group_keys
+    from logpipe.nl.prompt import Example, PromptBuilder, schema_from_store
+
+    loaded = load_base_model()
+    model = apply_adapter(loaded.model, adapter) if adapter is not None else loaded.model
+    generator = ModelGenerator(model, loaded.tokenizer)
+    train = setup.split.train
+    builder = PromptBuilder([Example(p.question, p.query, k)
+                             for p, k in zip(train, group_keys(train), strict=True)])  # fmt: skip
+    w = setup.window
+    schema = schema_from_store(setup.built.store, w.tenant, templates=setup.templates)
+    execute = engine_executor(setup.engine, start_ns=w.start_ns, end_ns=w.end_ns, tenant=w.tenant)
+    baseline = RetrievalBaseline(train)
+
+    def predict(question: str) -> str | None:
+        prompt = builder.build(question, schema)
+        return answer(question, prompt, generator, n=n, labels=schema.labels, execute=execute,
+                      fallback=lambda q: baseline.predict(q, setup.labels)).query  # fmt: skip
+
+    pairs = setup.split.heldout[:questions] if questions else setup.split.heldout
+    return score(setup.engine, pairs, predict, setup.window)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.nl2logql",
@@ -119,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     choices = ", ".join(SYSTEMS)
     parser.add_argument("--systems", default="retrieval",
                         help=f"comma-separated, of {choices} (default retrieval)")  # fmt: skip
+    parser.add_argument("--adapter", type=Path, default=None,
+                        help="LoRA adapter directory for the tuned row")  # fmt: skip
+    parser.add_argument("--candidates", type=int, default=2,
+                        help="model candidates per question (default 2)")  # fmt: skip
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -145,14 +182,17 @@ def main(argv: list[str] | None = None) -> int:
                       f"ingested in {setup.ingest_s:.1f} s")  # fmt: skip
         results: dict[str, Scores] = {}
         for system in systems:
-            if system in PENDING:
+            if system == "tuned" and args.adapter is None:
                 console.print(f"{system}: {PENDING[system]}")
                 continue
-            results[system] = run_retrieval(setup, questions)
             if system == "retrieval":
+                results[system] = run_retrieval(setup, questions)
                 results["retrieval, random-pair split (leaky)"] = run_retrieval_random_split(
                     setup, questions
                 )
+            else:
+                adapter = args.adapter if system == "tuned" else None
+                results[system] = run_model(setup, questions, adapter, args.candidates)
 
     header = ["system", "questions", "exact", "execution", "execution (gold not empty)",
               "valid", "latency median s", "latency p90 s"]  # fmt: skip
@@ -161,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([name, str(s.n), fmt(s.exact), fmt(s.execution), fmt(s.execution_nonempty),
                      fmt(s.valid), fmt(s.latency(0.5), 4), fmt(s.latency(0.9), 4)])  # fmt: skip
     for name in systems:
-        if name in PENDING:
+        if name not in results:
             rows.append([name, "-", "-", "-", "-", "-", "-", "-"])
     out = table_console()
     out.print(rich_table("NL2LogQL, held-out split", header, rows, {"system"}))

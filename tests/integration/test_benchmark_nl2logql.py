@@ -16,7 +16,7 @@ def test_quick_run_prints_scores_for_the_retrieval_baseline(
     shared_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert nl2logql.main(["--quick", "--json", "--data-dir", str(shared_data),
-                          "--systems", "retrieval,base"]) == 0  # fmt: skip
+                          "--systems", "retrieval,tuned"]) == 0  # fmt: skip
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["dataset"]["usable"] + figures["dataset"]["rejected"] > 300
     retrieval = figures["systems"]["retrieval"]
@@ -25,7 +25,7 @@ def test_quick_run_prints_scores_for_the_retrieval_baseline(
     for key in ("exact", "execution", "execution_nonempty"):
         assert 0.0 <= retrieval[key] <= 1.0
     assert retrieval["latency_median_s"] < 1.0
-    assert "base" not in figures["systems"]  # pending: no model rows yet
+    assert "tuned" not in figures["systems"]  # no --adapter: a pending row
 
 
 def test_unknown_systems_are_a_usage_error(shared_data: Path) -> None:
