@@ -114,7 +114,8 @@ def test_reply_loss_equals_the_models_own_loss() -> None:
 
 def test_micro_batches_give_the_gradient_of_the_whole_batch(tmp_path: Path) -> None:
     tok = tiny_tokenizer()
-    whole = TrainConfig(**{**CFG.__dict__, "batch_size": 4, "micro_batch_size": 4, "dropout": 0.0})
+    whole = TrainConfig(**{**CFG.__dict__, "steps": 1, "batch_size": 4, "micro_batch_size": 4,
+                           "dropout": 0.0, "gradient_checkpointing": False})  # fmt: skip
     split = TrainConfig(**{**whole.__dict__, "micro_batch_size": 1})
     a = train(tiny_model(len(tok)), tok, examples(), whole, tmp_path / "a", device="cpu")
     b = train(tiny_model(len(tok)), tok, examples(), split, tmp_path / "b", device="cpu")
