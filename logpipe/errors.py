@@ -11,7 +11,7 @@ them into a clear message and exit code 1 (2 for usage errors) instead of a trac
     ├── StoreError            log store: bad tenant, labels or offsets; a damaged segment
     ├── PipelineError         the streaming pipeline stopped: a source or stage failed
     ├── EvaluationError       ground truth and parsed results that cannot be compared
-    ├── ModelError            a model directory that cannot be loaded (missing, corrupt, unknown)
+    ├── ModelError            a model that cannot be loaded (directory, weights package, cache)
     ├── AlertDeliveryError    an alert sink gave up on a delivery (counted; never stops a stream)
     └── LogQLError            a query that cannot be run; names its line and column
         ├── LogQLParseError   not LogQL at all (Loki's "parse error at line L, col C: ...")
@@ -120,9 +120,10 @@ class EvaluationError(LogpipeError):
 
 
 class ModelError(LogpipeError):
-    """A model directory that cannot be used: missing or unreadable files, a ``config.json``
-    naming a detector this install does not know, weights that do not load. The message
-    names the directory and what to do; ``path`` carries the directory for programs."""
+    """A model that cannot be used: missing or unreadable files, a ``config.json`` naming a
+    detector this install does not know, weights that do not load, a weights package that is
+    not installed, a damaged cache or checkpoint. The message names the directory (or
+    package) and what to do; ``path`` carries the directory for programs."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path is not None else message)

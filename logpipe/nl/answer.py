@@ -1,0 +1,283 @@
+"""Never trust raw output: model candidates -> parse, validate, repair -> execute -> choose.
+
+A generator (the LM, or any stub with the same method) proposes N candidate replies. Each is
+cut down to its query (:func:`~logpipe.nl.repair.extract_query`), parsed and validated by
+our LogQL parser; one that fails gets the light text repairs, one by one and then all
+together, and is parsed again; one that parses gets its selector moved to known label names
+and values. What still fails is rejected with the parser's message. Valid candidates are
+merged by their normalised query (votes), the most voted are executed, and the answer is
+the candidate that returns data, then the most voted, then the earliest. When no candidate
+validates the answer is "cannot answer", with the closest valid query we know (from a
+fallback such as the retrieval baseline) for the user to start from — never an invented one.
+
+Only queries that passed :func:`~logpipe.logql.parse_query` are ever executed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from logpipe.errors import LogQLError
+from logpipe.logql import ast, format_query, parse_query
+from logpipe.logql.engine import Engine
+from logpipe.logql.results import Matrix, QueryResult, Scalar, Streams, Vector
+from logpipe.logql.units import format_duration
+from logpipe.nl.normalise import canonical
+from logpipe.nl.prompt import Prompt
+from logpipe.nl.repair import TEXT_REPAIRS, extract_query, repair_labels
+from logpipe.nl.tree import line_filters
+
+__all__ = [
+    "Answer",
+    "Candidate",
+    "ExecOutcome",
+    "Generator",
+    "answer",
+    "engine_executor",
+    "explain",
+    "has_data",
+    "validate_candidate",
+]
+
+
+class Generator(Protocol):
+    """Anything that turns a prompt into ``n`` candidate replies (the LM, a stub, ...)."""
+
+    def generate(self, prompt: Prompt, n: int) -> list[str]: ...
+
+
+@dataclass
+class ExecOutcome:
+    """What running a query gave: a result with or without data, or an error."""
+
+    result: QueryResult | None
+    has_data: bool
+    error: str | None = None
+
+
+Executor = Callable[[str], ExecOutcome]
+
+
+@dataclass
+class Candidate:
+    """One model reply and what became of it."""
+
+    raw: str
+    text: str = ""  # the query text after extraction and text repairs
+    query: str | None = None  # canonical query, when valid
+    expr: ast.Expr | None = field(default=None, repr=False)
+    repairs: list[str] = field(default_factory=list)
+    error: str | None = None
+    votes: int = 1
+    outcome: ExecOutcome | None = None
+
+
+@dataclass
+class Answer:
+    """The chosen query (or why there is none) and everything that led to it."""
+
+    question: str
+    status: str  # "ok" or "cannot_answer"
+    query: str | None
+    explanation: str
+    candidates: list[Candidate]
+    result: QueryResult | None = None
+    closest: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _parse_valid(text: str) -> tuple[ast.Expr | None, str | None]:
+    try:
+        return parse_query(text), None
+    except LogQLError as exc:
+        return None, str(exc)
+
+
+def validate_candidate(
+    raw: str, question: str, labels: Mapping[str, Sequence[str]] | None = None
+) -> Candidate:
+    """Extract, parse, validate and (lightly) repair one reply."""
+    text = extract_query(raw)
+    candidate = Candidate(raw, text)
+    if not text:
+        candidate.error = "no query in the reply"
+        return candidate
+    expr, error = _parse_valid(text)
+    if expr is None:
+        first_error = error
+        tried = text
+        for name, repair in TEXT_REPAIRS:  # each alone, on the original text
+            fixed = repair(text, question)
+            if fixed is None:
+                continue
+            expr, _ = _parse_valid(fixed)
+            if expr is not None:
+                candidate.text, candidate.repairs = fixed, [name]
+                break
+        if expr is None:  # all of them, in order
+            names: list[str] = []
+            for name, repair in TEXT_REPAIRS:
+                fixed = repair(tried, question)
+                if fixed is not None:
+                    tried, names = fixed, [*names, name]
+            expr, _ = _parse_valid(tried)
+            if expr is not None:
+                candidate.text, candidate.repairs = tried, names
+        if expr is None:
+            candidate.error = first_error
+            return candidate
+    if labels:
+        fixed_expr, done = repair_labels(expr, labels)
+        if done:
+            expr2, error = _parse_valid(format_query(fixed_expr))
+            if expr2 is not None:
+                expr, candidate.repairs = expr2, [*candidate.repairs, *done]
+    expr = canonical(expr)
+    candidate.expr, candidate.query = expr, format_query(expr)
+    return candidate
+
+
+def _merge(candidates: list[Candidate]) -> list[Candidate]:
+    """Valid candidates, one per normalised query, with their votes, best first."""
+    merged: dict[str, Candidate] = {}
+    for c in candidates:
+        if c.query is None:
+            continue
+        if c.query in merged:
+            merged[c.query].votes += 1
+        else:
+            c.votes = 1
+            merged[c.query] = c
+    return sorted(merged.values(), key=lambda c: -c.votes)  # stable: earliest first on ties
+
+
+def answer(
+    question: str,
+    prompt: Prompt,
+    generator: Generator,
+    *,
+    n: int = 4,
+    labels: Mapping[str, Sequence[str]] | None = None,
+    execute: Executor | None = None,
+    max_executions: int = 3,
+    fallback: Callable[[str], str | None] | None = None,
+) -> Answer:
+    """The best valid query for ``question`` among ``n`` candidates of ``generator``."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    replies = generator.generate(prompt, n)
+    timings["generate_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    candidates = [validate_candidate(r, question, labels) for r in replies]
+    valid = _merge(candidates)
+    timings["validate_s"] = time.perf_counter() - started
+    if not valid:
+        closest = None
+        if fallback is not None:
+            suggestion = fallback(question)
+            if suggestion is not None:
+                expr, _ = _parse_valid(suggestion)
+                closest = format_query(canonical(expr)) if expr is not None else None
+        return Answer(question, "cannot_answer", None,
+                      "no candidate was a valid LogQL query", candidates,
+                      closest=closest, timings=timings)  # fmt: skip
+    chosen = valid[0]
+    if execute is not None:
+        started = time.perf_counter()
+        for c in valid[:max_executions]:
+            c.outcome = execute(c.query or "")
+        with_data = [c for c in valid[:max_executions] if c.outcome and c.outcome.has_data]
+        runnable = [c for c in valid[:max_executions] if c.outcome and c.outcome.error is None]
+        chosen = (with_data or runnable or valid)[0]
+        timings["execute_s"] = time.perf_counter() - started
+    assert chosen.expr is not None and chosen.query is not None
+    result = chosen.outcome.result if chosen.outcome else None
+    return Answer(question, "ok", chosen.query, explain(chosen.expr), candidates, result,
+                  timings=timings)  # fmt: skip
+
+
+def has_data(result: QueryResult) -> bool:
+    """Whether a result holds anything (a scalar always does)."""
+    if isinstance(result, Streams):
+        return any(s.entries for s in result.streams)
+    if isinstance(result, Matrix):
+        return bool(result.series)
+    if isinstance(result, Vector):
+        return bool(result.samples)
+    return isinstance(result, Scalar)
+
+
+def engine_executor(
+    engine: Engine, *, start_ns: int, end_ns: int, tenant: str = "fake", limit: int = 100
+) -> Executor:
+    """Runs a metric query as an instant query at ``end_ns`` and a log query over
+    ``[start_ns, end_ns)``; errors (limits, bad data) become outcomes, not exceptions."""
+
+    def run(query: str) -> ExecOutcome:
+        try:
+            expr = parse_query(query)  # validated again: nothing unvalidated runs
+            if isinstance(expr, ast.LogExpr):
+                result = engine.query_range(query, start_ns=start_ns, end_ns=end_ns,
+                                            tenant=tenant, limit=limit)  # fmt: skip
+            else:
+                result = engine.query_instant(query, time_ns=end_ns, tenant=tenant)
+        except LogQLError as exc:
+            return ExecOutcome(None, False, str(exc))
+        return ExecOutcome(result, has_data(result))
+
+    return run
+
+
+# ------------------------------------------------------------------ explanation
+_WHAT = {"count_over_time": "the number of", "rate": "the per-second rate of",
+         "bytes_over_time": "the bytes of", "bytes_rate": "the bytes per second of",
+         "absent_over_time": "whether there are no"}  # fmt: skip
+
+
+def _selection(log: ast.LogExpr) -> str:
+    matchers = ", ".join(str(m) for m in log.matchers)
+    needles = [f"{f.op} {v!r}" for f in line_filters(log) for v in f.values if isinstance(v, str)]
+    parsers = [type(s).__name__.removesuffix("Parser").lower() for s in log.stages
+               if isinstance(s, ast.RegexpParser | ast.PatternParser | ast.JsonParser
+                             | ast.LogfmtParser)]  # fmt: skip
+    text = f"lines of {{{matchers}}}"
+    if needles:
+        text += " with " + " and ".join(needles)
+    if parsers:
+        text += f", parsed with {'/'.join(parsers)}"
+    return text
+
+
+def _grouping(grouping: ast.Grouping | None) -> str:
+    if grouping is None or not grouping.labels:
+        return ""
+    return f" {'without' if grouping.without else 'by'} {', '.join(grouping.labels)}"
+
+
+def explain(expr: ast.Expr) -> str:
+    """One line saying what a query computes, from its tree."""
+    return _explain(expr).rstrip(".") + "."
+
+
+def _explain(expr: ast.Expr) -> str:
+    if isinstance(expr, ast.LogExpr):
+        return "the " + _selection(expr)
+    if isinstance(expr, ast.RangeAggregation):
+        rng = expr.range
+        what = _WHAT.get(expr.op)
+        if what is None:
+            value = rng.unwrap.label if rng.unwrap else "values"
+            what = f"the {expr.op.removesuffix('_over_time')} of {value} in"
+        window = format_duration(rng.range_nanos)
+        return f"{what} {_selection(rng.log)}, per {window} window{_grouping(expr.grouping)}"
+    if isinstance(expr, ast.VectorAggregation):
+        param = f" {expr.param:g}" if expr.param is not None else ""
+        return f"{expr.op}{param}{_grouping(expr.grouping)} of {_explain(expr.expr)}"
+    if isinstance(expr, ast.BinaryOp):
+        return f"({_explain(expr.lhs)}) {expr.op} ({_explain(expr.rhs)})"
+    if isinstance(expr, ast.NumberLiteral | ast.VectorLiteral):
+        return f"the constant {expr.value:g}"
+    return format_query(expr)

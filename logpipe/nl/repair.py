@@ -1,0 +1,257 @@
+"""Light, named repairs of model output that is almost LogQL.
+
+Why light: a small model's near misses are mechanical (a missing ``)``, ``[1 hour]``,
+``app=`` for ``application=``, single quotes, a value one letter off); fixing those is
+cheap and safe because every repaired query is parsed and validated again by our parser,
+and the name of every repair applied is reported. Anything deeper is rejected rather than
+guessed.
+
+Two kinds:
+
+* **text repairs** (:data:`TEXT_REPAIRS`) make unparseable text parse: quotes, ``==`` in a
+  selector, range spelling, unbalanced brackets and strings, a missing range;
+* **schema repairs** (:func:`repair_labels`) change selector matchers of a parsed query to
+  label names and values the store has, when one is close enough.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+from logpipe.labels import LabelMatcher, MatchOp
+from logpipe.logql import ast
+from logpipe.nl.tree import map_matchers
+
+__all__ = [
+    "TEXT_REPAIRS",
+    "balance",
+    "extract_query",
+    "fix_range_spelling",
+    "range_from_question",
+    "repair_labels",
+]
+
+_FENCE = re.compile(r"```(?:logql|promql|sql|text)?\s*(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
+_PREFIX = re.compile(r"^\s*(?:A|Answer|LogQL|Query|LogQL query)\s*:\s*", re.IGNORECASE)
+_UNITS = {"s": "s", "sec": "s", "second": "s", "m": "m", "min": "m", "minute": "m", "h": "h",
+          "hr": "h", "hour": "h", "d": "d", "day": "d", "w": "w", "week": "w"}  # fmt: skip
+_RANGE_WORDS = re.compile(
+    r"\[\s*(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)\s*\]",
+    re.IGNORECASE,
+)
+_QUESTION_SPAN = re.compile(
+    r"\b(?:(\d+)|an?|one)\s*(seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?)\b"
+    r"|\b(?:last|past|previous)\s+(second|minute|hour|day|week)\b",
+    re.IGNORECASE,
+)
+
+
+def extract_query(raw: str) -> str:
+    """The query in a model's reply: inside a code fence if there is one, without an
+    ``A:``/``LogQL:`` prefix, up to the next question or blank line, on one line."""
+    text = raw.strip()
+    fenced = _FENCE.search(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    text = _PREFIX.sub("", text)
+    kept: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            if kept:
+                break
+            continue
+        if re.match(r"^\s*(Q|Question)\s*:", line) and kept:
+            break
+        kept.append(line.strip())
+    text = " ".join(kept).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "`'":
+        text = text[1:-1].strip()
+    return text
+
+
+def _strings_masked(text: str) -> str:
+    """``text`` with the inside of string literals replaced by ``_`` (same length), so
+    bracket counting ignores brackets in strings. An unterminated string runs to the end."""
+    out = []
+    quote = ""
+    escaped = False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+                out.append("_")
+            elif ch == "\\" and quote == '"':
+                escaped = True
+                out.append("_")
+            elif ch == quote:
+                quote = ""
+                out.append(ch)
+            else:
+                out.append("_")
+        else:
+            if ch in '"`':
+                quote = ch
+            out.append(ch)
+    return "".join(out)
+
+
+def balance(text: str) -> str | None:
+    """Close an unterminated string and unclosed ``{ ( [``; drop closers that close
+    nothing. None when there was nothing to do."""
+    masked = _strings_masked(text)
+    fixed = text
+    quotes = [c for c in masked if c in '"`']
+    if len(quotes) % 2:
+        fixed += quotes[-1]
+        masked += quotes[-1]
+    pairs = {"}": "{", ")": "(", "]": "["}
+    closing = {v: k for k, v in pairs.items()}
+    stack: list[str] = []
+    drop: list[int] = []
+    for i, ch in enumerate(masked):
+        if ch in closing:
+            stack.append(ch)
+        elif ch in pairs:
+            if stack and stack[-1] == pairs[ch]:
+                stack.pop()
+            else:
+                drop.append(i)
+    for i in reversed(drop):
+        fixed = fixed[:i] + fixed[i + 1 :]
+    fixed += "".join(closing[c] for c in reversed(stack))
+    return fixed if fixed != text else None
+
+
+def fix_range_spelling(text: str) -> str | None:
+    """``[1 hour]`` -> ``[1h]``, ``[30 mins]`` -> ``[30m]``, ``[5 m]`` -> ``[5m]``."""
+
+    def unit(m: re.Match[str]) -> str:
+        word = m.group(2).lower().rstrip("s") or "s"
+        return f"[{m.group(1)}{_UNITS.get(word, _UNITS.get(m.group(2).lower(), 'm'))}]"
+
+    fixed = _RANGE_WORDS.sub(unit, text)
+    return fixed if fixed != text else None
+
+
+def _single_quotes(text: str) -> str | None:
+    """``'value'`` -> ``"value"`` outside double-quoted strings."""
+    masked = _strings_masked(text)
+    out = list(text)
+    i = 0
+    changed = False
+    while i < len(masked):
+        if masked[i] == "'":
+            end = masked.find("'", i + 1)
+            if end == -1:
+                break
+            body = text[i + 1 : end].replace("\\", "\\\\").replace('"', '\\"')
+            out[i : end + 1] = ['"' + body + '"'] + [""] * (end - i)
+            changed = True
+            i = end + 1
+        else:
+            i += 1
+    return "".join(out) if changed else None
+
+
+def _selector_double_equals(text: str) -> str | None:
+    """``{app=="x"}`` -> ``{app="x"}`` (PromQL habits)."""
+    fixed = re.sub(r'(\{[^{}]*?\w)\s*==\s*(")', r"\1=\2", text)
+    return fixed if fixed != text else None
+
+
+def range_from_question(question: str) -> str:
+    """The window a question names (``in the last 6 hours`` -> ``6h``); ``5m`` if none."""
+    m = _QUESTION_SPAN.search(question)
+    if not m:
+        return "5m"
+    number = m.group(1) or "1"
+    word = (m.group(2) or m.group(3)).lower().rstrip("s")
+    return f"{number}{_UNITS.get(word, 'm')}"
+
+
+_RANGE_FUNCS = ("count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time",
+                "avg_over_time", "max_over_time", "min_over_time", "quantile_over_time",
+                "absent_over_time", "first_over_time", "last_over_time", "stddev_over_time",
+                "stdvar_over_time")  # fmt: skip
+
+
+def missing_range(text: str, question: str) -> str | None:
+    """A range function without ``[range]``: add the window the question names."""
+    if "[" in _strings_masked(text) or not any(f + "(" in text for f in _RANGE_FUNCS):
+        return None
+    masked = _strings_masked(text)
+    for func in _RANGE_FUNCS:
+        at = masked.find(func + "(")
+        if at < 0:
+            continue
+        depth = 0
+        for i in range(at + len(func), len(masked)):
+            if masked[i] == "(":
+                depth += 1
+            elif masked[i] == ")":
+                depth -= 1
+                if depth == 0:
+                    return text[:i] + f" [{range_from_question(question)}]" + text[i:]
+    return None
+
+
+TextRepair = Callable[[str, str], str | None]
+TEXT_REPAIRS: Sequence[tuple[str, TextRepair]] = (
+    ("single quotes", lambda t, q: _single_quotes(t)),
+    ("== in selector", lambda t, q: _selector_double_equals(t)),
+    ("range spelling", lambda t, q: fix_range_spelling(t)),
+    ("balanced brackets and strings", lambda t, q: balance(t)),
+    ("missing range", missing_range),
+)
+"""(name, repair(text, question)) in the order they are tried; each returns None when it
+does not apply."""
+
+
+def _closest(word: str, choices: Sequence[str], cutoff: float) -> str | None:
+    lowered = {c.lower(): c for c in choices}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    contains = sorted(c for c in choices if word and (word.lower() in c.lower()))
+    if len(contains) == 1:
+        return contains[0]
+    found = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+    return lowered[found[0]] if found else None
+
+
+_NAME_ALIASES = {"app": "application", "host": "hostname", "level": "log_level",
+                 "severity": "log_level", "service": "application",
+                 "job": "application"}  # fmt: skip
+
+
+def repair_labels(
+    expr: ast.Expr, labels: Mapping[str, Sequence[str]]
+) -> tuple[ast.Expr, list[str]]:
+    """Selector matchers moved to known label names and values where one is close; the
+    repairs made, as messages. Regex and negative matchers are left alone."""
+    done: list[str] = []
+    names = list(labels)
+
+    def fix(m: LabelMatcher) -> LabelMatcher | None:
+        name = m.name
+        if name not in labels and names:
+            alias = _NAME_ALIASES.get(name.lower())
+            target = alias if alias in labels else _closest(name, names, 0.7)
+            if target is None:
+                return m
+            done.append(f"label {name} -> {target}")
+            name = target
+        if m.op != MatchOp.EQ or name not in labels:
+            return LabelMatcher(name, m.op, m.value) if name != m.name else m
+        values = list(labels[name])
+        if m.value in values or not values:
+            return LabelMatcher(name, m.op, m.value) if name != m.name else m
+        value = _closest(m.value, values, 0.8)
+        if value is None:
+            return LabelMatcher(name, m.op, m.value) if name != m.name else m
+        done.append(f'{name}="{m.value}" -> "{value}"')
+        return LabelMatcher(name, m.op, value)
+
+    fixed = map_matchers(expr, fix)
+    return fixed, done

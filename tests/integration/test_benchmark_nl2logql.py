@@ -1,0 +1,34 @@
+"""benchmarks/nl2logql.py on the shared data: one JSON object with every figure, in range."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import nl2logql
+
+pytestmark = pytest.mark.data
+
+
+def test_quick_run_prints_scores_for_the_retrieval_baseline(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert nl2logql.main(["--quick", "--json", "--data-dir", str(shared_data),
+                          "--systems", "retrieval,tuned"]) == 0  # fmt: skip
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["dataset"]["usable"] + figures["dataset"]["rejected"] > 300
+    retrieval = figures["systems"]["retrieval"]
+    assert retrieval["n"] == nl2logql.QUICK_QUESTIONS
+    assert retrieval["valid"] == 1.0  # it only ever returns (relabelled) gold queries
+    for key in ("exact", "execution", "execution_nonempty"):
+        assert 0.0 <= retrieval[key] <= 1.0
+    assert retrieval["latency_median_s"] < 1.0
+    assert "tuned" not in figures["systems"]  # no --adapter: a pending row
+
+
+def test_unknown_systems_are_a_usage_error(shared_data: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        nl2logql.main(["--systems", "oracle", "--data-dir", str(shared_data)])
+    assert exc.value.code == 2

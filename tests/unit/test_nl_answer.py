@@ -1,0 +1,185 @@
+"""The validation/repair loop with a stub model: only valid queries run, repairs are named,
+candidates with data win, and no valid candidate means "cannot answer"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logpipe.logql import parse, parse_query
+from logpipe.logql.engine import Engine
+from logpipe.logql.results import Vector
+from logpipe.nl.answer import ExecOutcome, answer, engine_executor, explain, validate_candidate
+from logpipe.nl.prompt import Prompt
+from logpipe.nl.repair import (
+    balance,
+    extract_query,
+    fix_range_spelling,
+    range_from_question,
+    repair_labels,
+)
+from logpipe.store import Store
+
+LABELS = {"application": ["openssh-us-east", "openssh-eu-west"], "hostname": ["LabSZ"]}
+PROMPT = Prompt(messages=[{"role": "user", "content": "q"}])
+
+
+class StubModel:
+    """Replies with fixed texts, in order; records how many it was asked for."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.asked: list[int] = []
+
+    def generate(self, prompt: Prompt, n: int) -> list[str]:
+        self.asked.append(n)
+        return self.replies[:n]
+
+
+# ------------------------------------------------------------------ text repairs
+@pytest.mark.parametrize(
+    ("raw", "query"),
+    [
+        ('```logql\n{a="b"} |= "x"\n```\nThis query finds...', '{a="b"} |= "x"'),
+        ('A: sum(rate({a="b"}[5m]))\n\nQ: next question', 'sum(rate({a="b"}[5m]))'),
+        ('LogQL: `{a="b"}`', '{a="b"}'),
+        ('sum(\n  rate({a="b"}[5m])\n)', 'sum( rate({a="b"}[5m]) )'),
+        ("", ""),
+    ],
+)
+def test_the_query_is_cut_out_of_the_reply(raw: str, query: str) -> None:
+    assert extract_query(raw) == query
+
+
+def test_balance_closes_and_drops_brackets_outside_strings() -> None:
+    assert balance('sum(count_over_time({a="b"} |= "x(" [5m]') == (
+        'sum(count_over_time({a="b"} |= "x(" [5m]))'
+    )
+    assert balance('{a="b"}}') == '{a="b"}'
+    assert balance('{a="b') == '{a="b"}'
+    assert balance('{a="b"}') is None
+
+
+def test_range_spelling_and_question_windows() -> None:
+    assert fix_range_spelling('rate({a="b"}[1 hour])') == 'rate({a="b"}[1h])'
+    assert fix_range_spelling('rate({a="b"}[30 mins])') == 'rate({a="b"}[30m])'
+    assert fix_range_spelling('rate({a="b"}[5m])') is None
+    assert range_from_question("errors in the last 6 hours?") == "6h"
+    assert range_from_question("over the past week") == "1w"
+    assert range_from_question("in the last hour") == "1h"
+    assert range_from_question("no window at all") == "5m"
+
+
+@pytest.mark.parametrize(
+    ("raw", "repair", "query"),
+    [
+        ("{application='openssh-us-east'}", "single quotes", '{application="openssh-us-east"}'),
+        ('{application=="openssh-us-east"}', "== in selector", '{application="openssh-us-east"}'),
+        ('count_over_time({application="openssh-us-east"}[2 hours])', "range spelling",
+         'count_over_time({application="openssh-us-east"}[2h])'),
+        ('sum(count_over_time({application="openssh-us-east"} |= "x" [1h])',
+         "balanced brackets and strings",
+         'sum(count_over_time({application="openssh-us-east"} |= "x"[1h]))'),
+        ('count_over_time({application="openssh-us-east"} |= "x")', "missing range",
+         'count_over_time({application="openssh-us-east"} |= "x" [6h])'),
+    ],
+)  # fmt: skip
+def test_each_text_repair_is_named_and_revalidated(raw: str, repair: str, query: str) -> None:
+    candidate = validate_candidate(raw, "how many in the last 6 hours", LABELS)
+    assert candidate.repairs == [repair]
+    assert candidate.query is not None and parse_query(candidate.query) == parse_query(query)
+
+
+def test_repairs_combine_when_one_is_not_enough() -> None:
+    candidate = validate_candidate("sum(count_over_time({application='openssh-us-east'}[1 hour])",
+                                   "q", LABELS)  # fmt: skip
+    assert candidate.query == 'sum(count_over_time({application="openssh-us-east"}[1h]))'
+    assert candidate.repairs == ["single quotes", "range spelling",
+                                 "balanced brackets and strings"]  # fmt: skip
+
+
+def test_label_names_and_values_move_to_known_ones() -> None:
+    fixed, done = repair_labels(parse('{app="openssh-us-eat", host="labsz"} |= "x"'), LABELS)
+    assert fixed == parse('{application="openssh-us-east", hostname="LabSZ"} |= "x"')
+    assert done == ["label app -> application", 'application="openssh-us-eat" -> "openssh-us-east"',
+                    "label host -> hostname", 'hostname="labsz" -> "LabSZ"']  # fmt: skip
+    untouched = parse('{application=~"openssh.*", zone="far-away-value"}')
+    assert repair_labels(untouched, LABELS) == (untouched, [])
+
+
+def test_unrepairable_output_is_rejected_with_the_parser_message() -> None:
+    candidate = validate_candidate("SELECT * FROM logs WHERE level = 'error'", "q", LABELS)
+    assert candidate.query is None and candidate.error is not None
+    assert "parse error at line 1" in candidate.error
+    assert (
+        validate_candidate('{application=~".*"}', "q").error is not None
+    )  # valid syntax, not a query
+
+
+# ------------------------------------------------------------------ the loop
+def test_votes_decide_and_only_valid_queries_are_executed() -> None:
+    q1 = 'sum(count_over_time({application="openssh-us-east"} |= "Failed" [1h]))'
+    q2 = 'sum(count_over_time({application="openssh-eu-west"} |= "Failed" [1h]))'
+    model = StubModel([q2, "garbage (", q1, q1.replace("sum(", "sum (")])
+    executed: list[str] = []
+
+    def execute(query: str) -> ExecOutcome:
+        parse_query(query)  # raises if anything invalid were executed
+        executed.append(query)
+        return ExecOutcome(None, True)
+
+    result = answer("how many failed?", PROMPT, model, n=4, labels=LABELS, execute=execute)
+    assert model.asked == [4]
+    assert result.status == "ok" and result.query == q1  # two votes beat one
+    assert sorted(executed) == sorted([q1, q2])
+    assert next(c.votes for c in result.candidates if c.query == q1) == 2
+    assert result.explanation.startswith("sum of the number of lines of {application=")
+
+
+def test_a_candidate_with_data_beats_more_votes() -> None:
+    empty = '{application="openssh-us-east"} |= "nothing"'
+    full = '{application="openssh-us-east"} |= "Failed"'
+    model = StubModel([empty, empty, full])
+    result = answer("q", PROMPT, model, n=3, execute=lambda q: ExecOutcome(None, "Failed" in q))
+    assert result.query == full
+
+
+def test_nothing_valid_means_cannot_answer_with_the_closest_known_query() -> None:
+    model = StubModel(["I do not know", "SELECT 1"])
+    suggestion = 'sum(rate({application="openssh-us-east"}[5m]))'
+    result = answer("q", PROMPT, model, n=2, fallback=lambda q: suggestion,
+                    execute=lambda q: pytest.fail("nothing may run"))  # fmt: skip
+    assert result.status == "cannot_answer" and result.query is None
+    assert result.closest == suggestion
+    assert all(c.error for c in result.candidates)
+    assert answer("q", PROMPT, model, n=2).closest is None
+
+
+def test_engine_executor_runs_metric_queries_instantly_and_reports_errors(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    t = 1_700_000_000_000_000_000
+    store.ingest("fake", {"application": "web"}, [t, t + 10**9], [b"GET / 500", b"GET / 200"])
+    run = engine_executor(Engine(store), start_ns=t - 10**12, end_ns=t + 2 * 10**9)
+    outcome = run('sum(count_over_time({application="web"} |= "500" [1h]))')
+    assert outcome.has_data and isinstance(outcome.result, Vector)
+    assert outcome.result.samples[0].value == 1.0
+    assert not run('{application="web"} |= "404"').has_data
+    failing = run('sum by (x) (avg_over_time({application="web"} | regexp "(?P<x>GET)" '
+                  "| unwrap x [1h]))")  # fmt: skip
+    assert failing.error is not None and not failing.has_data
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        ('{a="b"} |= "x"', "The lines of {a=\"b\"} with |= 'x'."),
+        ('topk(3, sum by (ip) (count_over_time({a="b"} | regexp "(?P<ip>\\\\S+)" [1h])))',
+         "topk 3 of sum by ip of the number of lines of {a=\"b\"}, parsed with regexp, "
+         "per 1h window."),
+        ('avg_over_time({a="b"} | regexp "t=(?P<t>\\\\d+)" | unwrap t [5m])',
+         "the avg of t in lines of {a=\"b\"}, parsed with regexp, per 5m window."),
+    ],
+)  # fmt: skip
+def test_explanations_read_the_tree(query: str, text: str) -> None:
+    assert explain(parse(query)).lower() == text.lower()
