@@ -12,12 +12,13 @@ mean pooling over real tokens, L2 normalisation (``modules.json``: Transformer, 
 (``sentence_bert_config.json``).
 
 Why a cache: a log has hundreds of templates but millions of lines, so each template text is
-embedded once per process (:class:`TemplateEmbedder`), in batches of texts of equal token
-length. Deterministic by construction: equal lengths need no padding tokens, and every batch
-has exactly ``batch_size`` rows (a short batch is filled with copies of its first text), so
-the matrix shapes, hence the floating-point sums, never depend on which other texts were
-embedded alongside: a text always gets the bit-identical vector. (A batch of another height
-can change the last bit of a float; that is why the height is fixed.)
+embedded once per process (:class:`TemplateEmbedder`), in batches. Deterministic by
+construction: a text is always padded to the same length (its token count rounded up to a
+multiple of ``_LENGTH_STEP``; padding is masked out of attention and pooling), and every
+batch has exactly ``batch_size`` rows (a short batch is filled with copies of its first
+text), so the matrix shapes, hence the floating-point sums, never depend on which other
+texts were embedded alongside: a text always gets the bit-identical vector. (A batch of
+another height can change the last bit of a float; that is why the height is fixed.)
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ EMBED_DIM = 384
 """Width of all-MiniLM-L6-v2's sentence vectors."""
 
 _MAX_TOKENS = 256
-_VAR_RUN = re.compile(r"(?:\s*" + re.escape(VAR) + r")+")
+_LENGTH_STEP = 16
+_VAR_RUN = re.compile(re.escape(VAR) + r"(?:\s*" + re.escape(VAR) + r")*")
 
 
 def template_text(template: str) -> str:
@@ -55,7 +57,7 @@ def template_text(template: str) -> str:
     The slot marker itself is noise to a sentence model (three tokens ``< * >`` per slot);
     one ``*`` keeps the fact that a value stood there.
     """
-    return _VAR_RUN.sub(" *", template).strip()
+    return _VAR_RUN.sub("*", template).strip()
 
 
 @dataclass(frozen=True)
@@ -198,9 +200,10 @@ def load_minilm(model_dir: str | None = None) -> tuple[MiniLM, Any]:
         if not (root / name).is_file():
             raise InputError(f"MiniLM model file missing: {root / name}")
     cfg = BertConfig.from_json(json.loads((root / "config.json").read_text(encoding="utf-8")))
-    model = MiniLM(cfg)
+    with torch.device("meta"):  # no random init (nor the global RNG) for weights read anyway
+        model = MiniLM(cfg)
     state = _state_dict_from_hf(load_file(str(root / "model.safetensors")), cfg.num_hidden_layers)
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)
     model.eval()
     tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
     tokenizer.no_padding()
@@ -211,7 +214,7 @@ def load_minilm(model_dir: str | None = None) -> tuple[MiniLM, Any]:
 class TemplateEmbedder:
     """Unit-length MiniLM vectors of template texts, cached per text (bounded, LRU).
 
-    ``batch_size`` texts of one token length go through the model at a time (the vectors
+    ``batch_size`` texts of one padded length go through the model at a time (the vectors
     depend on it in their last bits, so keep it fixed for one model). Thread-safe: the cache
     and the model are used under one lock.
     """
@@ -253,15 +256,20 @@ class TemplateEmbedder:
         encodings = tokenizer.encode_batch([template_text(t) for t in templates])
         by_length: dict[int, list[int]] = {}
         for i, enc in enumerate(encodings):
-            by_length.setdefault(len(enc.ids), []).append(i)
+            padded = -(-len(enc.ids) // _LENGTH_STEP) * _LENGTH_STEP
+            by_length.setdefault(padded, []).append(i)
         with torch.inference_mode():
             for length in sorted(by_length):
                 rows = by_length[length]
                 for start in range(0, len(rows), self.batch_size):
                     chunk = rows[start : start + self.batch_size]
                     filled = chunk + [chunk[0]] * (self.batch_size - len(chunk))
-                    ids = torch.tensor([encodings[i].ids for i in filled], dtype=torch.long)
-                    mask = torch.ones_like(ids)
+                    ids = torch.zeros((len(filled), length), dtype=torch.long)
+                    mask = torch.zeros((len(filled), length), dtype=torch.long)
+                    for r, i in enumerate(filled):
+                        n = len(encodings[i].ids)
+                        ids[r, :n] = torch.tensor(encodings[i].ids, dtype=torch.long)
+                        mask[r, :n] = 1
                     vectors = model(ids, mask).float().numpy()[: len(chunk)]
                     for i, vec in zip(chunk, vectors, strict=True):
                         self._cache[templates[i]] = vec.astype(np.float32)

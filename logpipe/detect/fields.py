@@ -14,9 +14,9 @@ How a slot is typed (first rule that fires wins):
    ``size``, ``took``...), or the slot right before it when only ``:`` separates them and it
    holds an address (``<*>:<*>`` after an IP is a port).
 3. **The word after the slot**: a unit (``ms``, ``seconds``, ``bytes``, ``KB``).
-4. **Weak value shapes**: a path, a number with a unit (``12ms``, ``3.5MB``), a Java-style
-   dotted name (a component), a dotted host name, a long hex or digit-heavy id, a number,
-   a word; anything else is ``value``.
+4. **Weak value shapes**: a number (``0x40`` too), a number with a unit (``12ms``,
+   ``3.5MB``), a path, a long hex or digit-heavy id, a Java-style dotted name (a
+   component), a dotted host name, a word; anything else is ``value``.
 
 Values are normalised into the identity an anomaly model compares: addresses lose their
 leading ``/`` and trailing port, hosts and users are case-folded, sizes (in bytes) and
@@ -114,6 +114,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _PATH = re.compile(r"(?:/[^/\s]+)+/?|~(?:/[^/\s]+)+/?|[A-Za-z]:\\\S+|\./\S+")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{8,}")
+_HEX_NUMBER = re.compile(r"0[xX][0-9a-fA-F]{1,7}")
 _DIGIT_HEAVY_ID = re.compile(r"(?=(?:\D*\d){4})[A-Za-z0-9_\-:.]{8,}")
 # a Java-style class name: three or more dotted identifiers, one with a capital or a '$'
 _COMPONENT = re.compile(r"(?=.*[A-Z$])[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*){2,}")
@@ -248,7 +249,11 @@ def _normalise_port(value: str) -> str:
 
 def _normalise_number(value: str) -> str:
     text = value.strip()
-    return _bucket(float(text)) if _NUMBER.fullmatch(text) else text
+    if _NUMBER.fullmatch(text):
+        return _bucket(float(text))
+    if _HEX_NUMBER.fullmatch(text):  # a short hex value (0x40) is a number, not an address
+        return _bucket(float(int(text, 16)))
+    return text
 
 
 _NORMALISERS: dict[str, Callable[[str], str]] = {
@@ -286,7 +291,7 @@ def _shape_strong(value: str) -> str | None:
 
 def _shape_weak(value: str) -> str:
     text = value.strip()
-    if _NUMBER.fullmatch(text):
+    if _NUMBER.fullmatch(text) or _HEX_NUMBER.fullmatch(text):
         return "number"
     quantity = _QUANTITY.fullmatch(text)
     if quantity:

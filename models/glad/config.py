@@ -51,7 +51,7 @@ class GladConfig:
     max_edges: int = 4096
     max_entities_per_line: int = 12
 
-    min_count: int = 2
+    min_count: int = 3
     max_entity_vocab: int = 100_000
 
     hidden: int = 64

@@ -148,6 +148,7 @@ class GladDetector:
             min_count=cfg.min_count,
             max_entity_vocab=cfg.max_entity_vocab,
             max_events=cfg.max_events,
+            held_out=calibration,
         )
         self._make_net()
         self._train(train)
@@ -245,7 +246,7 @@ class GladDetector:
         batch = Batch.from_data_list(graphs).to(self.device)
         y = labels.to(self.device, torch.float32)
         with self._autocast():
-            logits, _ = self._forward(batch)
+            logits, _, _ = self._forward(batch)
         logits = logits.float()
         anomalous = float(y.sum())
         weight = torch.tensor(
@@ -301,8 +302,8 @@ class GladDetector:
         pos = torch.searchsorted(sorted_keys, keys).clamp(max=sorted_keys.numel() - 1)
         return pos, sorted_keys[pos] == keys
 
-    def _node_terms(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Value embedding row and novelty (nats) of every node."""
+    def _node_terms(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Value embedding row, novelty (nats) and "unseen template" flag of every node."""
         assert self.vocab is not None
         t = self._tensors
         types, keys = batch.node_type, batch.node_key
@@ -329,12 +330,12 @@ class GladDetector:
             novelty[unseen] = -math.log(self.vocab.template_p_new) - torch.log(q)
         self.stats.unseen_templates += int(unseen.sum())
         self.stats.unseen_entities += int((is_entity & ~known).sum())
-        return value_row, novelty
+        return value_row, novelty, unseen
 
-    def _forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Edge anomaly logits and node novelty of a batch of graphs."""
+    def _forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edge anomaly logits, node novelty and unseen-template flags of a batch."""
         assert self.net is not None
-        value_row, novelty = self._node_terms(batch)
+        value_row, novelty, unseen = self._node_terms(batch)
         net = self.net
         x0 = net.node_input(batch.x, batch.node_type, value_row)
         r, context = net.encode(
@@ -354,7 +355,7 @@ class GladDetector:
             edge_kind=batch.edge_kind,
             edge_graph=batch.batch[batch.edge_index[0]],
         )
-        return logits, novelty
+        return logits, novelty, unseen
 
     def _chunks(self, windows: Sequence[Window]) -> Iterator[Sequence[Window]]:
         size = self.config.score_batch_windows
@@ -365,9 +366,13 @@ class GladDetector:
         graphs = self.builder.build_many(windows)
         batch = Batch.from_data_list(graphs).to(self.device)
         with torch.inference_mode(), self._autocast():
-            logits, novelty = self._forward(batch)
+            logits, novelty, unseen = self._forward(batch)
         ei = batch.edge_index
-        total = logits.float() + novelty[ei[0]] + novelty[ei[1]]
+        # the scorer never saw a template like an unseen one: its logit on such an edge is
+        # an extrapolation, not evidence; the template's novelty already counts it
+        logits = logits.float()
+        logits = torch.where(unseen[ei[0]] | unseen[ei[1]], logits.clamp(max=0.0), logits)
+        total = logits + novelty[ei[0]] + novelty[ei[1]]
         edge_graph = batch.batch[ei[0]]
         g = batch.num_graphs
         best = torch.full((g,), -torch.inf, device=total.device)
@@ -413,6 +418,12 @@ class GladDetector:
     def _require_fitted(self) -> None:
         if self.net is None or self.vocab is None:
             raise UsageError("GLAD is not trained: call fit() or load() first")
+
+    def warm_templates(self, templates: Sequence[str]) -> None:
+        """Embed ``templates`` now (e.g. every template a parser has mined), so scoring does
+        not pay for them when they first appear: a pipeline embeds a template when it is
+        mined, once, and scores lines at full speed afterwards."""
+        self.embedder.embed(list(dict.fromkeys(templates)))
 
     def score(self, windows: Sequence[Window]) -> np.ndarray:
         """One score per window (higher = more anomalous), in input order."""

@@ -5,16 +5,20 @@
   "unknown" row, so a type whose values never repeat (ports, block ids) is learned as
   "usually unknown", and a type whose values always repeat (users, hosts) is not.
 - **Template vocabulary**: every template of the training windows with its text vector.
-- **Novelty** of a node outside the vocabulary, in nats, from counts over training windows
-  (a Good–Turing-style estimate: how often did a window bring a value outside the
-  vocabulary?). For an entity of type ``t``: ``-log p_new(t)``, with ``p_new(t)`` = (number
-  of incidences of out-of-vocabulary values of type t + 1) / (incidences of type t + 2).
-  For a template: ``-log p_new(template)`` plus ``-log q(d)``, where ``d`` is its cosine
-  distance to the nearest known template and ``q(d)`` the share of known templates that are
-  at least that far from their own nearest neighbour (leave one out, smoothed): a new
-  template that reads like a known one is less surprising than one unlike anything seen.
-  These are log-likelihood ratios of "something new appeared", so they add to the edge
-  scorer's log-odds (see the model card).
+- **Novelty** of a node outside the vocabulary, in nats: how often do normal windows bring
+  something new? Counted per window incidence, pooling two estimates: in the training
+  windows, the incidences of values too rare to be in the vocabulary (Good–Turing's
+  estimate of the chance of a new value), and in the held-out normal windows (when given),
+  the incidences of values outside it, which also sees drift: a log whose later days bring
+  new values all the time makes new values less surprising. For an entity of type ``t``:
+  ``-log p_new(t)``, ``p_new(t)`` = (new incidences of type t + 1) / (incidences of type
+  t + 2). For a template: ``-log p_new(template)`` plus ``-log q(d)``, where ``d`` is its
+  cosine distance to the nearest known template and ``q(d)`` the share of "new normal
+  templates" at least that far from the known ones (smoothed), those being each known
+  template against the others (leave one out) and the held-out windows' new templates: a
+  new template that reads like a known one is less surprising than one unlike anything
+  seen. These are log-likelihood ratios of "something new appeared", so they add to the
+  edge scorer's log-odds (see the model card).
 
 Everything here is numbers and strings: saved as safetensors tensors plus JSON, never pickle.
 """
@@ -88,21 +92,11 @@ def _loo_distances(vectors: np.ndarray) -> np.ndarray:
     return np.sort(np.clip(out, 0.0, 2.0))
 
 
-def build_vocabulary(
-    windows: Sequence[Window],
-    extractor: FieldExtractor,
-    embed: Callable[[Sequence[str]], np.ndarray],
-    *,
-    min_count: int,
-    max_entity_vocab: int,
-    max_events: int,
-) -> Vocabulary:
-    """Count templates and typed values per training window; see the module docstring.
-
-    ``embed`` maps template texts to unit vectors (``TemplateEmbedder.embed``).
-    """
-    typed_windows: Counter[tuple[str, str]] = Counter()  # (type, value): windows
-    identity_windows: Counter[tuple[str, str]] = Counter()  # (identity kind, value): windows
+def _window_counts(
+    windows: Sequence[Window], extractor: FieldExtractor, max_events: int
+) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+    """Windows per (type, value) and per template."""
+    typed_windows: Counter[tuple[str, str]] = Counter()
     template_windows: Counter[str] = Counter()
     for window in windows:
         seen_values: set[tuple[str, str]] = set()
@@ -112,8 +106,29 @@ def build_vocabulary(
             for ent in extractor.entities(event.template, event.params):
                 seen_values.add((ent.type, ent.value))
         typed_windows.update(seen_values)
-        identity_windows.update({(identity_kind(t), v) for t, v in seen_values})
         template_windows.update(seen_templates)
+    return typed_windows, template_windows
+
+
+def build_vocabulary(
+    windows: Sequence[Window],
+    extractor: FieldExtractor,
+    embed: Callable[[Sequence[str]], np.ndarray],
+    *,
+    min_count: int,
+    max_entity_vocab: int,
+    max_events: int,
+    held_out: Sequence[Window] = (),
+) -> Vocabulary:
+    """Count templates and typed values per training window; see the module docstring.
+
+    ``embed`` maps template texts to unit vectors (``TemplateEmbedder.embed``);
+    ``held_out`` are normal windows not trained on, for the novelty rates.
+    """
+    typed_windows, template_windows = _window_counts(windows, extractor, max_events)
+    identity_windows: Counter[tuple[str, str]] = Counter()  # (identity kind, value): windows
+    for (kind, value), count in typed_windows.items():
+        identity_windows[(identity_kind(kind), value)] += count
 
     ranked = [kv for kv, count in identity_windows.most_common() if count >= min_count]
     kept = set(ranked[:max_entity_vocab])
@@ -126,6 +141,12 @@ def build_vocabulary(
         if (identity_kind(kind), value) in kept:
             by_type.setdefault(kind, []).append((value, count))
         else:
+            rare[t] += count
+    held_values, held_templates = _window_counts(held_out, extractor, max_events)
+    for (kind, value), count in held_values.items():
+        t = entity_node_type(kind)
+        incidences[t] += count
+        if (identity_kind(kind), value) not in kept:
             rare[t] += count
     p_new = (rare + 1.0) / (incidences + 2.0)
     p_new[:2] = 1.0  # templates and <start> have their own statistics
@@ -140,8 +161,14 @@ def build_vocabulary(
     by_key = sorted((node_key("template", t), t) for t in template_windows)
     names = [t for _, t in by_key]
     vectors = np.asarray(embed(names), dtype=np.float32)
-    total = float(sum(template_windows.values()))
+    new_templates = sorted(t for t in held_templates if t not in template_windows)
+    total = float(sum(template_windows.values()) + sum(held_templates.values()))
     once = float(sum(1 for c in template_windows.values() if c == 1))
+    once += float(sum(held_templates[t] for t in new_templates))
+    distances = _loo_distances(vectors.astype(np.float64))
+    if new_templates and len(vectors):
+        sims = np.asarray(embed(new_templates), dtype=np.float64) @ vectors.T.astype(np.float64)
+        distances = np.sort(np.concatenate([distances, np.clip(1.0 - sims.max(axis=1), 0, 2)]))
     return Vocabulary(
         entity_keys=entity_keys,
         template_keys=np.array([k for k, _ in by_key], dtype=np.int64),
@@ -149,7 +176,7 @@ def build_vocabulary(
         template_vectors=vectors,
         p_new=p_new,
         template_p_new=(once + 1.0) / (total + 2.0),
-        template_loo=_loo_distances(vectors.astype(np.float64)),
+        template_loo=distances,
         pools=pools,
     )
 
