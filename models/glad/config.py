@@ -37,9 +37,10 @@ class GladConfig:
     by ``margin``). A training window is first cut to a random slice with probability
     ``crop_probability`` (partial windows are normal too).
 
-    Threshold: the ``threshold_quantile`` quantile of held-out normal windows' scores; when
-    ``fit`` gets no validation windows it holds out the last ``calibration_fraction`` of
-    the training windows.
+    Threshold: the ``threshold_quantile`` quantile of held-out normal windows' scores (1.0:
+    the highest, the project's one threshold rule, ``logpipe.detect.metrics``); when ``fit``
+    gets no validation windows it holds out the last ``calibration_fraction`` of the
+    training windows (not trained on).
 
     ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; mixed precision
     (bfloat16 autocast) on CUDA only.
@@ -71,9 +72,9 @@ class GladConfig:
     margin_weight: float = 1.0
     seed: int = 0
 
-    threshold_quantile: float = 0.99
+    threshold_quantile: float = 1.0
     calibration_fraction: float = 0.2
-    score_batch_windows: int = 256
+    score_batch_windows: int = 128
     device: str = "auto"
 
     def __post_init__(self) -> None:

@@ -100,15 +100,21 @@ class GladDetector:
     """GLAD: graph anomaly detection over windows of parsed events (module docstring).
 
     ``embedder`` defaults to MiniLM (:class:`~logpipe.detect.embed.TemplateEmbedder`); any
-    object with ``dim`` and ``embed(texts)`` returning unit vectors works.
+    object with ``dim`` and ``embed(texts)`` returning unit vectors works. ``quick`` (no
+    config given) trains a quarter of the epochs.
     """
 
     name = "glad"
 
     def __init__(
-        self, config: GladConfig | None = None, *, embedder: TextEmbedder | None = None
+        self,
+        config: GladConfig | None = None,
+        *,
+        embedder: TextEmbedder | None = None,
+        quick: bool = False,
     ) -> None:
-        self.config = config or GladConfig()
+        # quick (benchmarks' --quick): fewer epochs, for a fast look, never for reported figures
+        self.config = config or (GladConfig(epochs=10) if quick else GladConfig())
         self.embedder: TextEmbedder = embedder if embedder is not None else TemplateEmbedder()
         self.extractor = FieldExtractor()
         self.builder = GraphBuilder(
