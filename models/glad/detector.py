@@ -48,7 +48,7 @@ from logpipe.detect.graphs import (
     TextEmbedder,
 )
 from logpipe.detect.windows import EdgeExplanation, Event, Window, WindowScore
-from logpipe.errors import StateError, UsageError
+from logpipe.errors import ModelError, UsageError
 
 from .config import GladConfig
 from .corrupt import Corruptor
@@ -502,6 +502,7 @@ class GladDetector:
             }
         )
         meta = {
+            "detector": self.name,  # what logpipe.detect.loading dispatches on
             "format": FORMAT,
             "version": VERSION,
             "config": self.config.to_json(),
@@ -534,29 +535,31 @@ class GladDetector:
         root = Path(directory)
         config_path, weights_path = root / _CONFIG, root / _WEIGHTS
         if not config_path.is_file() or not weights_path.is_file():
-            raise StateError(f"{root}: not a GLAD model (needs {_CONFIG} and {_WEIGHTS})")
+            raise ModelError(f"not a GLAD model (needs {_CONFIG} and {_WEIGHTS})", path=str(root))
         try:
             meta = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise StateError(f"{config_path}: unreadable GLAD config: {exc}") from exc
+            raise ModelError(f"unreadable {_CONFIG}: {exc}", path=str(root)) from exc
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise StateError(
-                f"{config_path}: format {meta.get('format')!r} version {meta.get('version')!r};"
-                f" this logpipe reads {FORMAT!r} version {VERSION}: retrain the model"
+            raise ModelError(
+                f"{_CONFIG}: format {meta.get('format')!r} version {meta.get('version')!r};"
+                f" this logpipe reads {FORMAT!r} version {VERSION}: retrain the model",
+                path=str(root),
             )
         data = dict(meta["config"])
         if device is not None:
             data["device"] = device
         detector = cls(GladConfig.from_json(data), embedder=embedder)
         if detector.builder.text_dim != int(meta["text_dim"]):
-            raise StateError(
-                f"{config_path}: trained with {meta['text_dim']}-d text vectors, the embedder"
-                f" gives {detector.builder.text_dim}"
+            raise ModelError(
+                f"trained with {meta['text_dim']}-d text vectors, the embedder gives"
+                f" {detector.builder.text_dim}",
+                path=str(root),
             )
         try:
             tensors = load_file(str(weights_path))
         except (OSError, SafetensorError) as exc:
-            raise StateError(f"{weights_path}: unreadable weights: {exc}") from exc
+            raise ModelError(f"unreadable {_WEIGHTS}: {exc}", path=str(root)) from exc
         detector.vocab = Vocabulary(
             entity_keys=tensors["vocab.entity_keys"].numpy(),
             template_keys=tensors["vocab.template_keys"].numpy(),

@@ -16,8 +16,9 @@ import pytest
 import torch
 from logpipe.models.glad import GladConfig, GladDetector
 
+from logpipe.detect.loading import load_detector
 from logpipe.detect.windows import Event, Window
-from logpipe.errors import StateError, UsageError
+from logpipe.errors import ModelError, UsageError
 from tests.glad_world import REQUEST, session, world
 
 TINY = GladConfig(hidden=32, epochs=15, batch_windows=16, snapshots=2, seed=3)
@@ -94,7 +95,8 @@ def test_save_load_round_trip_gives_identical_scores(
     assert files == ["config.json", "model.safetensors"]
     meta = json.loads((tmp_path / "model" / "config.json").read_text())
     assert meta["format"] == "logpipe-glad" and meta["config"]["hidden"] == 32
-    loaded = GladDetector.load(tmp_path / "model")
+    loaded = load_detector(tmp_path / "model")  # how the CLI and the daemon load it
+    assert isinstance(loaded, GladDetector)
     assert loaded.threshold == detector.threshold
     np.testing.assert_array_equal(loaded.score(test), detector.score(test))
     a, b = loaded.explain(test[-2:], 2), detector.explain(test[-2:], 2)
@@ -102,11 +104,11 @@ def test_save_load_round_trip_gives_identical_scores(
 
 
 def test_load_rejects_what_is_not_a_model(tmp_path: Path) -> None:
-    with pytest.raises(StateError, match="not a GLAD model"):
+    with pytest.raises(ModelError, match="not a GLAD model"):
         GladDetector.load(tmp_path)
     (tmp_path / "config.json").write_text('{"format": "other", "version": 9}')
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 16)
-    with pytest.raises(StateError, match="retrain"):
+    with pytest.raises(ModelError, match="retrain"):
         GladDetector.load(tmp_path)
 
 
