@@ -43,7 +43,10 @@ class GladConfig:
     training windows (not trained on).
 
     ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; mixed precision
-    (bfloat16 autocast) on CUDA only.
+    (bfloat16 autocast) on CUDA only. ``threads``: torch intra-op threads while fitting and
+    scoring (restored afterwards); ``None`` leaves torch's setting alone. The graphs are
+    small, so one thread loses little, and on a busy machine it avoids threads spinning
+    against each other.
     """
 
     snapshots: int = 4
@@ -76,6 +79,7 @@ class GladConfig:
     calibration_fraction: float = 0.2
     score_batch_windows: int = 128
     device: str = "auto"
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -92,6 +96,7 @@ class GladConfig:
             "threshold_quantile": 0.0 < self.threshold_quantile <= 1.0,
             "calibration_fraction": 0.0 <= self.calibration_fraction < 1.0,
             "device": self.device in {"auto", "cpu", "cuda"},
+            "threads": self.threads is None or self.threads >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

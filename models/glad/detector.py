@@ -146,6 +146,11 @@ class GladDetector:
         train = [w for w in train if w.events]
         if not train:
             raise UsageError("GLAD needs at least one normal window with events to train on")
+        with self._threads():
+            self._fit(train, calibration)
+
+    def _fit(self, train: list[Window], calibration: list[Window]) -> None:
+        cfg = self.config
         started = time.perf_counter()
         self.vocab = build_vocabulary(
             train,
@@ -177,6 +182,20 @@ class GladDetector:
                 dropout=cfg.dropout,
             ).to(self.device)
         self._load_vocab_tensors()
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run with the configured torch intra-op threads, then restore the previous count."""
+        threads = self.config.threads
+        if threads is None:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     @contextmanager
     def _seeded(self, seed: int) -> Iterator[None]:
@@ -434,7 +453,8 @@ class GladDetector:
     def score(self, windows: Sequence[Window]) -> np.ndarray:
         """One score per window (higher = more anomalous), in input order."""
         self._require_fitted()
-        parts = [self._score_chunk(chunk, 0).scores for chunk in self._chunks(windows)]
+        with self._threads():
+            parts = [self._score_chunk(chunk, 0).scores for chunk in self._chunks(windows)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
     def explain(self, windows: Sequence[Window], top_k: int = 5) -> list[WindowScore]:
@@ -442,7 +462,8 @@ class GladDetector:
         self._require_fitted()
         out: list[WindowScore] = []
         for chunk in self._chunks(windows):
-            scored = self._score_chunk(chunk, top_k)
+            with self._threads():
+                scored = self._score_chunk(chunk, top_k)
             for w, s, edges in zip(chunk, scored.scores.tolist(), scored.edges, strict=True):
                 out.append(
                     WindowScore(

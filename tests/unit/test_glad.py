@@ -7,7 +7,6 @@ score with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,17 +20,9 @@ from logpipe.detect.windows import Event, Window
 from logpipe.errors import ModelError, UsageError
 from tests.glad_world import REQUEST, session, world
 
-TINY = GladConfig(hidden=32, epochs=15, batch_windows=16, snapshots=2, seed=3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny graphs gain nothing from threads, and on a busy 2-core machine torch's spinning
-    threads make these tests several times slower; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# threads=1: tiny graphs gain nothing from threads, and on a busy 2-core machine torch's
+# spinning threads make these tests several times slower
+TINY = GladConfig(hidden=32, epochs=15, batch_windows=16, snapshots=2, seed=3, threads=1)
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
