@@ -63,7 +63,7 @@ class GladConfig:
     gnn_layers: int = 2
     dropout: float = 0.1
 
-    epochs: int = 40
+    epochs: int = 80
     batch_windows: int = 32
     max_steps: int = 3000
     learning_rate: float = 3e-3

@@ -13,12 +13,16 @@ Shapes (``N`` nodes, ``E`` edges of a batch of ``G`` graphs, ``S`` snapshots, wi
    from a slice keeps its state. The final state plus ``x0`` is the node's representation
    ``r``; the mean of ``r`` over a graph is the window context ``c``.
 4. **Edge scorer**: an MLP of ``[r_u, r_v, r_u * r_v, kind, c]`` plus a bilinear term
-   ``x0_u^T W_kind x0_v`` of the node inputs gives each edge an anomaly logit (higher = more
-   anomalous). Directed: for ``follows`` edges ``u`` comes first. Why the bilinear term:
-   the MLP sees nodes through their context, which is what makes an edge odd *in this
-   window*; which pairs of values belong together at all (alice with her own addresses) is
-   a memory of identities, and a bilinear form of their embeddings (as in knowledge-graph
-   embedding models) learns it in far fewer steps than the MLP does alone.
+   ``r_u^T W_kind r_v`` gives each edge an anomaly logit (higher = more anomalous).
+   Directed: for ``follows`` edges ``u`` comes first. Why the bilinear term: which pairs of
+   values belong together (alice with her own addresses) is largely a memory of
+   identities, and a bilinear form (as in knowledge-graph embedding models) learns it in
+   far fewer steps than the MLP alone. Why on ``r`` and not on the raw inputs: a pair never
+   seen in training is not always wrong (alice's second address on a host she uses, seen
+   apart but never together); in ``r`` each endpoint carries its window neighbours, so the
+   term can tell "new but consistent with this session" from "foreign" (measured: on the
+   synthetic benchmark, AUPR 0.63 with the term on raw inputs, 0.77 with it on ``r``, at
+   40 epochs).
 
 Why the GRU over slices of one window rather than over consecutive windows: sessions (HDFS
 blocks, user sessions) are independent units with no meaningful "previous window", while
@@ -143,6 +147,6 @@ class GladNet(nn.Module):
         features = torch.cat(
             [ru, rv, ru * rv, self.edge_kind(edge_kind), context[edge_graph]], dim=-1
         )
-        pair = torch.einsum("eh,ehk,ek->e", x0[u], self.pair[edge_kind], x0[v])
+        pair = torch.einsum("eh,ehk,ek->e", ru, self.pair[edge_kind], rv)
         logits: torch.Tensor = self.scorer(features).squeeze(-1) + pair
         return logits
