@@ -273,25 +273,25 @@ def _score_json(s: Any) -> dict[str, Any]:
 
 def _print_table(rows: Sequence[Any], log: Path, *, lines: int, windows: int, anomalous: int,
                  secs: float) -> None:  # fmt: skip
+    """One header line per window, then its edges indented: readable at any width (a
+    table squeezes node names such as ``template:Receiving block <*>`` into slivers)."""
     from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.markup import escape  # noqa: PLC0415
 
     from logpipe.timefmt import rfc3339  # noqa: PLC0415
 
-    console = Console(file=sys.stdout, soft_wrap=False)
+    console = Console(file=sys.stdout, soft_wrap=True, highlight=False)
     rate = lines / secs if secs > 0 else 0.0
-    console.print(f"{log}: {lines:,} lines, {windows:,} windows scored in {secs:.1f}s "
-                  f"({rate:,.0f} lines/s); {anomalous:,} anomalous")  # fmt: skip
-    if not rows:
-        return
-    table = Table(show_lines=True)
-    for name in ("window", "start", "score / threshold", "most anomalous edges"):
-        table.add_column(name, overflow="fold")
+    console.print(f"{escape(str(log))}: {lines:,} lines, {windows:,} windows parsed and "
+                  f"scored in {secs:.1f}s ({rate:,.0f} lines/s, model start included); "
+                  f"[bold]{anomalous:,} anomalous[/]")  # fmt: skip
     for s in rows:
-        edges = "\n".join(f"{e.source} —{e.kind}→ {e.target} ({e.score:.3g}, ×{e.count})"
-                          for e in s.edges)  # fmt: skip
-        table.add_row(s.key, rfc3339(s.start_ns), f"{s.score:.4g} / {s.threshold:.4g}", edges)
-    console.print(table)
+        mark = "[bold red]ANOMALY[/]" if s.anomalous else "[green]normal[/] "
+        console.print(f"{mark} {escape(s.key)}  {rfc3339(s.start_ns)}  score "
+                      f"{s.score:.4g} (threshold {s.threshold:.4g})")  # fmt: skip
+        for e in s.edges:
+            console.print(f"    {escape(e.source)} --{e.kind}--> {escape(e.target)}  "
+                          f"[dim]edge score {e.score:.3g}, x{e.count}[/]")  # fmt: skip
 
 
 def register(app: click.Group) -> None:

@@ -227,8 +227,14 @@ class GladDetector:
         )
         steps_per_epoch = math.ceil(len(train) / cfg.batch_windows)
         total = min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+        # one-cycle schedule; its warm-up and decay phases need two steps each, so a short
+        # run (a few windows, one epoch) gets a schedule of at least four steps
+        sched_steps = max(total, 4)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimiser, max_lr=cfg.learning_rate, total_steps=max(total, 1), pct_start=0.1
+            optimiser,
+            max_lr=cfg.learning_rate,
+            total_steps=sched_steps,
+            pct_start=max(0.1, 2.0 / sched_steps),
         )
         step = 0
         loss_value = float("nan")

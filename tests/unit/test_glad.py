@@ -149,6 +149,16 @@ def test_fit_trains_on_normal_windows_only() -> None:
     assert detector.stats.train_windows == 24
 
 
+@pytest.mark.parametrize("windows", [1, 2, 16, 40])
+def test_short_trainings_run(windows: int) -> None:
+    # one epoch over a handful of windows is a few optimiser steps: the learning-rate
+    # schedule must still be well formed (it divided by zero for 2 to 10 steps)
+    train, _, _ = world(seed=6, train=windows, validation=0, test=0)
+    detector = GladDetector(replace(TINY, epochs=1, batch_windows=4))
+    detector.fit(train, validation=train[:1])
+    assert np.isfinite(detector.threshold)
+
+
 def test_misuse_is_a_usage_error() -> None:
     detector = GladDetector(TINY)
     with pytest.raises(UsageError, match="not trained"):
