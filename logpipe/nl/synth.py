@@ -1,6 +1,6 @@
 """Synthetic (question, LogQL) pairs built from our LogQL tree over real log templates.
 
-Why: 241 hand-written training pairs cover a few dozen question templates; the model must
+Why: ~250 hand-written training pairs cover a few dozen question templates; the model must
 also answer questions written independently of them. So we generate pairs over the
 templates and labels of the Loghub logs (:mod:`logpipe.nl.loghub`): every query is built as
 a syntax tree (:mod:`logpipe.logql.ast`), validated and printed by our own printer, so it is
