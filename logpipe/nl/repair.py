@@ -31,6 +31,7 @@ __all__ = [
     "fix_range_spelling",
     "range_from_question",
     "repair_labels",
+    "strings_masked",
 ]
 
 _FENCE = re.compile(r"```(?:logql|promql|sql|text)?\s*(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
@@ -71,7 +72,7 @@ def extract_query(raw: str) -> str:
     return text
 
 
-def _strings_masked(text: str) -> str:
+def strings_masked(text: str) -> str:
     """``text`` with the inside of string literals replaced by ``_`` (same length), so
     bracket counting ignores brackets in strings. An unterminated string runs to the end."""
     out = []
@@ -100,7 +101,7 @@ def _strings_masked(text: str) -> str:
 def balance(text: str) -> str | None:
     """Close an unterminated string and unclosed ``{ ( [``; drop closers that close
     nothing. None when there was nothing to do."""
-    masked = _strings_masked(text)
+    masked = strings_masked(text)
     fixed = text
     quotes = [c for c in masked if c in '"`']
     if len(quotes) % 2:
@@ -137,7 +138,7 @@ def fix_range_spelling(text: str) -> str | None:
 
 def _single_quotes(text: str) -> str | None:
     """``'value'`` -> ``"value"`` outside double-quoted strings."""
-    masked = _strings_masked(text)
+    masked = strings_masked(text)
     out = list(text)
     i = 0
     changed = False
@@ -179,9 +180,9 @@ _RANGE_FUNCS = ("count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum
 
 def missing_range(text: str, question: str) -> str | None:
     """A range function without ``[range]``: add the window the question names."""
-    if "[" in _strings_masked(text) or not any(f + "(" in text for f in _RANGE_FUNCS):
+    if "[" in strings_masked(text) or not any(f + "(" in text for f in _RANGE_FUNCS):
         return None
-    masked = _strings_masked(text)
+    masked = strings_masked(text)
     for func in _RANGE_FUNCS:
         at = masked.find(func + "(")
         if at < 0:
