@@ -10,7 +10,8 @@ the candidate that returns data, then the most voted, then the earliest. When no
 validates the answer is "cannot answer", with the closest valid query we know (from a
 fallback such as the retrieval baseline) for the user to start from — never an invented one.
 
-Only queries that passed :func:`~logpipe.logql.parse_query` are ever executed.
+Only queries that passed :func:`~logpipe.logql.parse_query` are ever executed, and only
+queries that read logs (a valid ``3`` or ``vector(1)`` would be an invented answer).
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ from typing import Protocol
 
 from logpipe.errors import LogQLError
 from logpipe.logql import ast, format_query, parse_query
-from logpipe.logql.engine import Engine
 from logpipe.logql.results import Matrix, QueryResult, Scalar, Streams, Vector
 from logpipe.nl.explain import explain
 from logpipe.nl.normalise import canonical
 from logpipe.nl.prompt import Prompt
 from logpipe.nl.repair import TEXT_REPAIRS, extract_query, repair_labels
+from logpipe.nl.tree import walk
 
 __all__ = [
     "Answer",
     "Candidate",
     "ExecOutcome",
     "Generator",
+    "QueryRunner",
     "answer",
     "engine_executor",
     "explain",
@@ -46,6 +48,25 @@ class Generator(Protocol):
     """Anything that turns a prompt into ``n`` candidate replies (the LM, a stub, ...)."""
 
     def generate(self, prompt: Prompt, n: int) -> list[str]: ...
+
+
+class QueryRunner(Protocol):
+    """What executing needs of an engine: :class:`~logpipe.logql.engine.Engine`'s calls."""
+
+    def query_range(
+        self,
+        query: str,
+        *,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int | None = None,
+        tenant: str = ...,
+        direction: str = ...,
+        limit: int = ...,
+    ) -> QueryResult: ...
+
+    def query_instant(self, query: str, *, time_ns: int, tenant: str = ..., direction: str = ...,
+                      limit: int = ...) -> QueryResult: ...  # fmt: skip
 
 
 @dataclass
@@ -134,6 +155,10 @@ def validate_candidate(
             expr2, error = _parse_valid(format_query(fixed_expr))
             if expr2 is not None:
                 expr, candidate.repairs = expr2, [*candidate.repairs, *done]
+    if not any(isinstance(node, ast.LogExpr) for node in walk(expr)):
+        # valid LogQL (``3``, ``vector(1)``) that reads no logs would be an invented answer
+        candidate.error = "the query reads no logs (no stream selector)"
+        return candidate
     expr = canonical(expr)
     candidate.expr, candidate.query = expr, format_query(expr)
     return candidate
@@ -210,7 +235,7 @@ def has_data(result: QueryResult) -> bool:
 
 
 def engine_executor(
-    engine: Engine, *, start_ns: int, end_ns: int, tenant: str = "fake", limit: int = 100
+    engine: QueryRunner, *, start_ns: int, end_ns: int, tenant: str = "fake", limit: int = 100
 ) -> Executor:
     """Runs a metric query as an instant query at ``end_ns`` and a log query over
     ``[start_ns, end_ns)``; errors (limits, bad data) become outcomes, not exceptions."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from logpipe.logql import ast
-from logpipe.logql.units import format_duration
+from logpipe.logql.units import format_bytes, format_duration
 
 __all__ = ["explain"]
 
@@ -45,13 +45,6 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _bytes(size: int) -> str:
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale}{unit}"
-    return f"{size}B"
-
-
 def _label_filter(node: ast.LabelFilter) -> str:
     if isinstance(node, ast.StringFilter):
         return str(node.matcher)
@@ -62,7 +55,7 @@ def _label_filter(node: ast.LabelFilter) -> str:
     if isinstance(node, ast.DurationFilter):
         return f"{node.label} {node.op} {format_duration(node.nanos)}"
     if isinstance(node, ast.BytesFilter):
-        return f"{node.label} {node.op} {_bytes(node.size)}"
+        return f"{node.label} {node.op} {format_bytes(node.size)}"
     if isinstance(node, ast.AndFilter):
         return f"{_label_filter(node.left)} and {_label_filter(node.right)}"
     return f"({_label_filter(node.left)} or {_label_filter(node.right)})"

@@ -29,6 +29,7 @@ __all__ = [
     "balance",
     "extract_query",
     "fix_range_spelling",
+    "question_range",
     "range_from_question",
     "repair_labels",
     "strings_masked",
@@ -162,14 +163,19 @@ def _selector_double_equals(text: str) -> str | None:
     return fixed if fixed != text else None
 
 
-def range_from_question(question: str) -> str:
-    """The window a question names (``in the last 6 hours`` -> ``6h``); ``5m`` if none."""
+def question_range(question: str) -> str | None:
+    """The window a question names (``in the last 6 hours`` -> ``6h``), or None."""
     m = _QUESTION_SPAN.search(question)
     if not m:
-        return "5m"
+        return None
     number = m.group(1) or "1"
     word = (m.group(2) or m.group(3)).lower().rstrip("s")
     return f"{number}{_UNITS.get(word, 'm')}"
+
+
+def range_from_question(question: str) -> str:
+    """The window a question names (``in the last 6 hours`` -> ``6h``); ``5m`` if none."""
+    return question_range(question) or "5m"
 
 
 _RANGE_FUNCS = ("count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time",

@@ -27,7 +27,15 @@ from logpipe.nl.data import Pair, Split, group_keys
 from logpipe.nl.loghub import SystemLogs, TemplateInfo
 from logpipe.nl.normalise import canonical
 
-__all__ = ["APP_SUFFIXES", "RANGES", "SlotInfo", "dedupe", "generate", "slots_of"]
+__all__ = [
+    "APP_SUFFIXES",
+    "RANGES",
+    "SlotInfo",
+    "dedupe",
+    "generate",
+    "generate_for_store",
+    "slots_of",
+]
 
 _NS = {"m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 RANGES: tuple[tuple[str, str], ...] = (
@@ -120,8 +128,9 @@ def _values(slot: SlotInfo) -> str:
     return "values" if slot.name == "value" else f"{slot.name} values"
 
 
-def _sel(app: str, extra: Iterable[tuple[str, str]] = ()) -> tuple[LabelMatcher, ...]:
-    return (LabelMatcher("application", MatchOp.EQ, app),
+def _sel(app: str, extra: Iterable[tuple[str, str]] = (),
+         app_label: str = "application") -> tuple[LabelMatcher, ...]:  # fmt: skip
+    return (LabelMatcher(app_label, MatchOp.EQ, app),
             *(LabelMatcher(n, MatchOp.EQ, v) for n, v in extra))  # fmt: skip
 
 
@@ -137,8 +146,9 @@ def _sum(inner: ast.MetricExpr, by: Sequence[str] = ()) -> ast.VectorAggregation
 class _Builder:
     """Pairs for one template of one system under one application name."""
 
-    def __init__(self, r: random.Random, logs: SystemLogs, info: TemplateInfo, app: str) -> None:
-        self.r, self.logs, self.info, self.app = r, logs, info, app
+    def __init__(self, r: random.Random, info: TemplateInfo, app: str,
+                 app_label: str = "application") -> None:  # fmt: skip
+        self.r, self.info, self.app, self.app_label = r, info, app, app_label
         self.needle = _needle(info.template) or ""
         self.quoted = f"'{self.needle}'"
         self.filter = ast.LineFilter("|=", (self.needle,))
@@ -147,7 +157,7 @@ class _Builder:
         return self.r.choice(RANGES)
 
     def log(self, extra: Iterable[tuple[str, str]] = (), *stages: ast.Stage) -> ast.LogExpr:
-        return ast.LogExpr(_sel(self.app, extra), (self.filter, *stages))
+        return ast.LogExpr(_sel(self.app, extra, self.app_label), (self.filter, *stages))
 
     def pick(self, *phrasings: str, **values: object) -> str:
         return self.r.choice(phrasings).format(**values)
@@ -306,14 +316,41 @@ def generate(
             templates = [t for t in templates if t in ranked]
         for info in templates:
             for app in r.sample(names, min(apps_per_template, len(names))):
-                for question, built in _Builder(r, logs, info, app).all_shapes():
-                    validate(built)
-                    expr = canonical(built)
-                    key = " ".join(question.lower().split())
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    pairs.append(Pair(question, format_query(expr), expr, family, 0, "synth"))
+                pairs += _pairs(_Builder(r, info, app), family, seen)
+    return pairs
+
+
+def _pairs(builder: _Builder, family: str, seen: set[str]) -> list[Pair]:
+    """The builder's pairs, validated and normalised, without questions already ``seen``."""
+    out: list[Pair] = []
+    for question, built in builder.all_shapes():
+        validate(built)
+        expr = canonical(built)
+        key = " ".join(question.lower().split())
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Pair(question, format_query(expr), expr, family, 0, "synth"))
+    return out
+
+
+def generate_for_store(
+    templates: Mapping[str, Sequence[TemplateInfo]],
+    *,
+    app_label: str = "application",
+    seed: int = 0,
+) -> list[Pair]:
+    """Pairs over a store's own templates: ``templates`` maps each value of ``app_label``
+    (the label that names an application in that store) to the templates seen in its
+    streams. The family of a pair is its application up to the first ``-``, as in
+    :func:`~logpipe.nl.data.family_of`."""
+    r = random.Random(seed)
+    pairs: list[Pair] = []
+    seen: set[str] = set()
+    for app in sorted(templates):
+        family = app.split("-", 1)[0].lower()
+        for info in templates[app]:
+            pairs += _pairs(_Builder(r, info, app, app_label), family, seen)
     return pairs
 
 

@@ -115,6 +115,10 @@ def test_unrepairable_output_is_rejected_with_the_parser_message() -> None:
     assert (
         validate_candidate('{application=~".*"}', "q").error is not None
     )  # valid syntax, not a query
+    for invented in ("3", "vector(1) * 2", "sum(vector(5))"):  # valid LogQL, reads no logs
+        candidate = validate_candidate(invented, "how many failed logins?")
+        assert candidate.query is None and candidate.error is not None
+        assert "reads no logs" in candidate.error
 
 
 # ------------------------------------------------------------------ the loop
