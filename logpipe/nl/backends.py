@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from logpipe.logql import ast, parse_query
 from logpipe.logql.units import parse_duration
 from logpipe.nl.answer import Generator
 from logpipe.nl.baseline import RetrievalBaseline
+from logpipe.nl.data import Pair
 from logpipe.nl.normalise import canonical
 from logpipe.nl.prompt import Prompt
-from logpipe.nl.repair import question_range
+from logpipe.nl.repair import question_range, without_time_span
+from logpipe.nl.tree import line_filters, walk
 
 __all__ = [
     "ADAPTER_ENV",
@@ -43,6 +46,7 @@ __all__ = [
     "RetrievalGenerator",
     "choose_backend",
     "find_adapter",
+    "template_rank",
     "with_range",
 ]
 
@@ -118,17 +122,69 @@ def with_range(expr: Any, range_ns: int) -> Any:
     return dataclasses.replace(expr, **changes)
 
 
+def template_rank(pair: Pair, templates: Sequence[str]) -> int:
+    """The position of the first template that a ``|=`` filter of ``pair`` quotes
+    (``len(templates)`` when none does)."""
+    needles = [v for f in line_filters(pair.expr) if f.op == "|="
+               for v in f.values if isinstance(v, str) and v]  # fmt: skip
+    for i, template in enumerate(templates):
+        if any(needle in template for needle in needles):
+            return i
+    return len(templates)
+
+
+_PER = re.compile(r"\b(?:per|by|for each|each|broken down by)\s+([a-z_][a-z0-9_ ]*)", re.IGNORECASE)
+_LABEL_WORDS = {"host": ("hostname", "host"), "level": ("log_level", "level"),
+                "severity": ("log_level", "level"), "file": ("log_file_type",),
+                "component": ("component",)}  # fmt: skip
+
+
+def wanted_grouping(question: str, labels: Sequence[str]) -> set[str]:
+    """The labels a question breaks its answer down by ("per host", "by log level")."""
+    wanted: set[str] = set()
+    for m in _PER.finditer(question):
+        words = m.group(1).lower().split()
+        for size in (2, 1):
+            phrase = "_".join(words[:size])
+            names = (phrase, *_LABEL_WORDS.get(phrase, ()))
+            found = [n for n in names if n in labels]
+            if found:
+                wanted.add(found[0])
+                break
+    return wanted
+
+
+def grouping_of(pair: Pair) -> set[str]:
+    """The labels a query groups by (``by``, never ``without``)."""
+    return {label for node in walk(pair.expr) if isinstance(node, ast.Grouping)
+            and not node.without for label in node.labels}  # fmt: skip
+
+
 class RetrievalGenerator:
     """Candidates from the nearest examples: :class:`~logpipe.nl.baseline.RetrievalBaseline`
     with the labels substituted, and the window the question names (``in the last 6
-    hours``) put into every range. Reads the question from the prompt."""
+    hours``) put into every range. Reads the question and templates from the prompt.
+
+    Two steps, because a question says both which lines and what to compute: examples
+    that quote the template the prompt ranked most similar to the question come first
+    (the lines), and among those the nearest by their question's words (the shape);
+    examples quoting no shown template keep their nearest-question order after them. A
+    question that breaks its answer down ("per host") prefers examples grouped that way."""
 
     def __init__(self, baseline: RetrievalBaseline, labels: Mapping[str, Sequence[str]]):
         self.baseline = baseline
         self.labels = labels
 
     def generate(self, prompt: Prompt, n: int) -> list[str]:
-        queries = self.baseline.predict_many(prompt.question, self.labels, n)
+        # ranked without the window: "in the last 2 hours" says nothing about which lines
+        asked = without_time_span(prompt.question) or prompt.question
+        templates = prompt.templates
+        wanted = wanted_grouping(asked, list(self.labels))
+
+        def key(pair: Pair) -> tuple[int, int]:
+            return template_rank(pair, templates), int(bool(wanted) and grouping_of(pair) != wanted)
+
+        queries = self.baseline.predict_many(asked, self.labels, n, key=key)
         span = question_range(prompt.question)
         if span is None:
             return queries

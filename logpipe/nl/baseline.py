@@ -11,7 +11,7 @@ application (``LabSZ-eu-west`` beside ``openssh-eu-west``) when the store has th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from logpipe.labels import LabelMatcher, MatchOp
 from logpipe.logql import format_query
@@ -104,10 +104,18 @@ class RetrievalBaseline:
         pair = self.nearest(question, labels)
         return None if pair is None else self.substitute(pair, question, labels)
 
-    def predict_many(self, question: str, labels: Mapping[str, Sequence[str]], n: int) -> list[str]:
-        """The ``n`` best distinct queries (nearest pairs first, labels substituted)."""
+    def predict_many(
+        self,
+        question: str,
+        labels: Mapping[str, Sequence[str]],
+        n: int,
+        key: Callable[[Pair], tuple[int, ...]] | None = None,
+    ) -> list[str]:
+        """The ``n`` best distinct queries (nearest pairs first, or by ``key`` and then
+        nearest; labels substituted)."""
         out: list[str] = []
-        for pair in self.ranked(question, labels):
+        ranked = self.ranked(question, labels)
+        for pair in sorted(ranked, key=key) if key is not None else ranked:
             query = self.substitute(pair, question, labels)
             if query not in out:
                 out.append(query)

@@ -33,6 +33,7 @@ __all__ = [
     "range_from_question",
     "repair_labels",
     "strings_masked",
+    "without_time_span",
 ]
 
 _FENCE = re.compile(r"```(?:logql|promql|sql|text)?\s*(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
@@ -171,6 +172,19 @@ def question_range(question: str) -> str | None:
     number = m.group(1) or "1"
     word = (m.group(2) or m.group(3)).lower().rstrip("s")
     return f"{number}{_UNITS.get(word, 'm')}"
+
+
+_SPAN_PHRASE = re.compile(
+    r"\b(?:(?:in|over|during|for|within)\s+)?(?:the\s+)?(?:(?:last|past|previous)\s+)?"
+    r"(?:(?:\d+|an?|one)\s*)?(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?)\b",
+    re.IGNORECASE,
+)
+
+
+def without_time_span(question: str) -> str:
+    """``question`` without the window it names (``in the last 6 hours``): what is left is
+    what it asks about."""
+    return " ".join(_SPAN_PHRASE.sub(" ", question).split())
 
 
 def range_from_question(question: str) -> str:

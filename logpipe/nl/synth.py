@@ -179,11 +179,11 @@ class _Builder:
                       n=self.quoted, a=self.app, w=when)  # fmt: skip
         return q, _sum(_count(self.log(), rng, "rate"))
 
-    def by_label(self) -> tuple[str, ast.Expr] | None:
+    def by_label(self, label: str | None = None) -> tuple[str, ast.Expr] | None:
         names = sorted(self.info.label_values)
         if not names:
             return None
-        label = self.r.choice(names)
+        label = self.r.choice(names) if label is None else label
         rng, when = self.when()
         q = self.pick("How many {n} events were logged for {a} in {w}, per {l}?",
                       "Break down the {n} lines of {a} by {l} over {w}.",
@@ -279,11 +279,15 @@ class _Builder:
                       n=self.quoted, a=self.app, s=slot.name, o=word, v=value)  # fmt: skip
         return q, log
 
-    def all_shapes(self) -> list[tuple[str, ast.Expr]]:
+    def all_shapes(self, every_label: bool = False) -> list[tuple[str, ast.Expr]]:
+        """Each shape once (counts by one label drawn at random; by every label with
+        ``every_label``)."""
         if not self.needle:
             return []
         out = [self.count(), self.rate(), self.listing()]
-        out += [x for x in (self.by_label(), self.with_label()) if x is not None]
+        by = [self.by_label(n) for n in sorted(self.info.label_values)] if every_label else [
+            self.by_label()]  # fmt: skip
+        out += [x for x in (*by, self.with_label()) if x is not None]
         for slot in slots_of(self.info):
             if slot.kind == "number":
                 out += [self.unwrap(slot), self.numeric_filter(slot)]
@@ -320,10 +324,10 @@ def generate(
     return pairs
 
 
-def _pairs(builder: _Builder, family: str, seen: set[str]) -> list[Pair]:
+def _pairs(builder: _Builder, family: str, seen: set[str], every_label: bool = False) -> list[Pair]:
     """The builder's pairs, validated and normalised, without questions already ``seen``."""
     out: list[Pair] = []
-    for question, built in builder.all_shapes():
+    for question, built in builder.all_shapes(every_label):
         validate(built)
         expr = canonical(built)
         key = " ".join(question.lower().split())
@@ -339,18 +343,23 @@ def generate_for_store(
     *,
     app_label: str = "application",
     seed: int = 0,
+    rounds: int = 3,
 ) -> list[Pair]:
     """Pairs over a store's own templates: ``templates`` maps each value of ``app_label``
     (the label that names an application in that store) to the templates seen in its
     streams. The family of a pair is its application up to the first ``-``, as in
-    :func:`~logpipe.nl.data.family_of`."""
+    :func:`~logpipe.nl.data.family_of`. Counts come grouped by every label a template was
+    seen with ("per host", "per level"): a store has few labels, and they are what people
+    break counts down by. Each template is phrased ``rounds`` times (other phrasings and
+    windows, repeats dropped), so retrieval finds the phrasing nearest a question's."""
     r = random.Random(seed)
     pairs: list[Pair] = []
     seen: set[str] = set()
     for app in sorted(templates):
         family = app.split("-", 1)[0].lower()
         for info in templates[app]:
-            pairs += _pairs(_Builder(r, info, app, app_label), family, seen)
+            for _ in range(rounds):  # each round draws other phrasings and windows
+                pairs += _pairs(_Builder(r, info, app, app_label), family, seen, every_label=True)
     return pairs
 
 
