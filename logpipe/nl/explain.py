@@ -225,4 +225,6 @@ def _text(expr: ast.Expr) -> str:
 def explain(expr: ast.Expr) -> str:
     """One sentence saying what ``expr`` computes."""
     text = " ".join(_text(expr).split())
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    first = 1 if text.startswith("(") else 0  # "(the rate ...) divided by (...)"
+    text = text[:first] + text[first : first + 1].upper() + text[first + 1 :]
+    return text + ("" if text.endswith(".") else ".")

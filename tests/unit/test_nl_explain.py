@@ -3,12 +3,15 @@ selector, every line filter, the window and the grouping, for every shape of que
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from logpipe.logql import parse_query
 from logpipe.nl.explain import explain
 from logpipe.nl.synth import generate
 from logpipe.nl.tree import line_filters, selector_matchers
+from tests.logqltest import parse_script
 from tests.nlfakes import webshop_logs
 
 
@@ -54,3 +57,18 @@ def test_every_synthetic_shape_is_explained_from_its_parts() -> None:
         for node in line_filters(expr):
             for value in node.values:
                 assert f'"{value}"' in text
+
+
+def test_every_golden_query_reads_as_one_sentence() -> None:
+    golden = Path(__file__).parent.parent / "golden" / "logql"
+    explained = 0
+    for path in sorted(golden.glob("*.logqltest")):
+        script = parse_script(path.read_text(), base=golden)
+        for case in script.cases:
+            if case.kind == "error":
+                continue
+            text = explain(parse_query(case.query))
+            assert "\n" not in text and text.endswith("."), case.query
+            assert next(c for c in text if c.isalpha()).isupper() or text[0].isdigit()
+            explained += 1
+    assert explained >= 50
