@@ -21,6 +21,7 @@ Times: a log query runs over ``[end - since, end)``, a metric query as an instan
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ __all__ = ["MAX_CANDIDATES", "MAX_QUESTION_CHARS", "AskRequest", "AskResult", "A
 
 MAX_QUESTION_CHARS = 1000
 MAX_CANDIDATES = 16
+SYNTH_TEMPLATES = 100  # synthetic examples are built over this many templates at most
 HOUR_NS = 3_600_000_000_000
 
 
@@ -199,8 +201,10 @@ class Asker:
         mined = self.templates.get(self.store, tenant)
         schema = schema_from_store(self.store, tenant, templates=mined.texts())
         app_label = app_label_of(schema.labels)
-        synthetic = generate_for_store(templates_by_app(mined, app_label),
-                                       app_label=app_label) if app_label else []  # fmt: skip
+        synthetic: list[Pair] = []
+        if app_label:  # over the most frequent templates: bounded (~7,000 pairs, ~1 s)
+            top = dataclasses.replace(mined, templates=mined.templates[:SYNTH_TEMPLATES])
+            synthetic = generate_for_store(templates_by_app(top, app_label), app_label=app_label)
         pool = _pool(self.examples, synthetic)
         builder = PromptBuilder([Example(p.question, p.query) for p in pool])
         baseline = RetrievalBaseline(pool, app_label=app_label or "application") if pool else None
