@@ -38,6 +38,7 @@ _COMMANDS = {
     "serve": "logpipe.commands.serve",
     "config": "logpipe.commands.config",
     "detect": "logpipe.commands.detect",
+    "ask": "logpipe.commands.ask",
 }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from logpipe.nl.loghub import LabelRule, SystemLogs, SystemSpec, TemplateInfo
 from logpipe.parsing.params import extract_params
+from logpipe.store import Store
 
 SPEC = SystemSpec(
     "Webshop", "webshop", (LabelRule("log_level", "Level"), LabelRule("hostname", "Host")),
@@ -51,3 +52,22 @@ def webshop_logs(n: int = 120, host: str = "web1") -> SystemLogs:
             info.samples.append(extract_params(info.template, content))
     ts = np.arange(n, dtype=np.int64) * SECOND + 1_714_557_600 * SECOND
     return SystemLogs(SPEC, lines, labels, ts, list(infos.values()), events)
+
+
+def webshop_store(root: object, hosts: tuple[str, ...] = ("web1", "web2"), n: int = 120) -> tuple[
+    Store, int
+]:  # fmt: skip
+    """A store of the webshop's lines, one stream per (host, level) under ``app="webshop"``;
+    and the end of its data (ns), where queries should end."""
+    store = Store(str(root))
+    end = 0
+    for host in hosts:
+        logs = webshop_logs(n, host)
+        rows: dict[str, list[int]] = {}
+        for i, labels in enumerate(logs.labels):
+            rows.setdefault(labels["log_level"], []).append(i)
+        for level, index in sorted(rows.items()):
+            store.ingest("fake", {"app": "webshop", "host": host, "level": level},
+                         logs.ts_ns[index], [logs.lines[i].encode() for i in index])  # fmt: skip
+        end = max(end, int(logs.ts_ns.max()) + 1)
+    return store, end

@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 
 import torch
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 CHAT = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
@@ -24,6 +24,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {t: i for i, t in enumerate(specials + sorted(set(string.printable)))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()  # decode back to the text, without spaces between tokens
     fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token="<|im_start|>",

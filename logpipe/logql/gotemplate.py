@@ -2,6 +2,7 @@
 
 Supported: text and ``{{ action }}`` blocks, ``{{- -}}`` trimming, field access (``.label``,
 ``.__line__`` is not a field: ``__line__`` and ``__timestamp__`` are functions, as in Loki),
+field chains (``.a.b``, ``(pipeline).b``),
 string and number literals, function calls with arguments, pipes (``.a | ToUpper |
 trunc 5``), ``if``/``else if``/``else``/``end`` on truthiness, and ``and``/``or``/``not``/
 ``eq``/``ne``/``lt``/``gt``/``le``/``ge``. Functions are the Sprig ones Loki documents for
@@ -13,6 +14,16 @@ add, sub, mul, div, mod, unixEpoch, toDate...).
 Why our own: no Go runtime here, and a template a user hands us must never run code; this
 interpreter only looks up labels and calls a fixed table of pure functions. A template it
 cannot read is a :class:`TemplateError` at parse time, which the query validator reports.
+
+Parse time and run time are split as in Go, because Loki accepts at parse time whatever
+Go's parser accepts: Loki runs templates over a map of label name to string with
+``missingkey=zero``, so ``.a`` is the label's value or ``""``; a chain ``.a.b`` parses, and
+running it fails ("can't evaluate field b in type string": every value is a string), as do
+a field given arguments ("a is not a method but has arguments") and a literal given some
+("can't give argument to non-function"). Those failures are :class:`TemplateError` from
+:meth:`Template.render`, which the pipeline turns into ``__error__="TemplateFormatErr"``
+with the line kept, as Loki does. A literal or ``.`` after a pipe is a parse error, as in
+Go ("non executable command in pipeline stage 2").
 """
 
 from __future__ import annotations
@@ -78,6 +89,8 @@ def _printf(fmt: str, *args: Any) -> str:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, Mapping):  # Go prints a map with its keys sorted: map[a:1 b:2]
+        return "map[" + " ".join(f"{k}:{_text(value[k])}" for k in sorted(value)) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -171,14 +184,18 @@ FUNCTIONS: Mapping[str, Callable[..., Any]] = {
 
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 _TOKEN = re.compile(
-    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<num>-?\d+(?:\.\d+)?)|(?P<field>\.[A-Za-z_][A-Za-z0-9_]*|\.)'
+    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<num>-?\d+(?:\.\d+)?)|(?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\.)'
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<pipe>\|)|(?P<open>\()|(?P<close>\)))"
 )
 
 
+_CHAIN = re.compile(r"(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
 @dataclass(frozen=True)
 class _Cmd:
-    """One command of a pipeline: a function (with arguments) or a single operand."""
+    """One command of a pipeline: a function with its arguments, or an operand (``value``;
+    Go parses arguments after one, and running the command is then the error)."""
 
     kind: str  # "call", "value"
     name: str = ""
@@ -206,13 +223,41 @@ def _unquote(token: str) -> str:
 
 
 def _operand(m: re.Match[str]) -> Any:
+    """("lit", value), ("field", names) (no names: ``.`` itself), or ("fn", name)."""
     if m.group("str") is not None:
         return ("lit", _unquote(m.group("str")))
     if m.group("num") is not None:
         return ("lit", float(m.group("num")))
     if m.group("field") is not None:
-        return ("field", m.group("field")[1:])
+        return ("field", tuple(m.group("field").split(".")[1:]) if m.group("field") != "." else ())
+    if m.group("name") in ("true", "false"):  # Go's boolean constants, not functions
+        return ("lit", m.group("name") == "true")
     return ("fn", m.group("name"))
+
+
+def _shown(operand: Any) -> str:
+    """An operand as the template wrote it, for error messages."""
+    kind, value = operand[0], operand[1]
+    if kind == "field":
+        return "." + ".".join(value)
+    if kind == "chain":
+        return "(...)." + ".".join(operand[2])
+    if kind == "sub":
+        return "(...)"
+    if kind == "lit":
+        return _text(value) if not isinstance(value, str) else f"{value!r}"
+    return str(value)
+
+
+def _go_type(value: Any) -> str:
+    """The Go type a value of ours stands for, as Go's error messages name it."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float64"
+    return "string"
 
 
 def _parse_pipeline(text: str, offset: int) -> tuple[_Cmd, ...]:
@@ -225,14 +270,14 @@ def _parse_pipeline(text: str, offset: int) -> tuple[_Cmd, ...]:
             raise TemplateError("empty command in pipeline", offset + pos)
         head, *rest = current
         if head[0] == "fn":
-            if head[1] not in FUNCTIONS and head[1] not in ("__line__", "__timestamp__", "true",
-                                                            "false"):  # fmt: skip
+            if head[1] not in FUNCTIONS and head[1] not in ("__line__", "__timestamp__"):
                 raise TemplateError(f'function "{head[1]}" not defined', offset + pos)
             cmds.append(_Cmd("call", head[1], tuple(rest)))
-        elif rest:
-            raise TemplateError("a value cannot take arguments", offset + pos)
         else:
-            cmds.append(_Cmd("value", value=head))
+            if cmds and (head[0] == "lit" or head == ("field", ())):
+                raise TemplateError(f"non executable command in pipeline stage {len(cmds) + 1}",
+                                    offset + pos)  # fmt: skip
+            cmds.append(_Cmd("value", args=tuple(rest), value=head))
         current.clear()
 
     while pos < len(text):
@@ -251,7 +296,13 @@ def _parse_pipeline(text: str, offset: int) -> tuple[_Cmd, ...]:
                 pos += 1
             if depth:
                 raise TemplateError("unclosed parenthesis", offset + start)
-            current.append(("sub", _parse_pipeline(text[start : pos - 1], offset + start)))
+            sub = ("sub", _parse_pipeline(text[start : pos - 1], offset + start))
+            chain = _CHAIN.match(text, pos)  # (pipeline).a.b: a chain on the pipeline's value
+            if chain is not None:
+                pos = chain.end()
+                current.append(("chain", sub, tuple(chain.group().split(".")[1:])))
+            else:
+                current.append(sub)
         elif m.group("close"):
             raise TemplateError("unexpected )", offset + pos)
         else:
@@ -337,14 +388,34 @@ class Template:
                         break
 
     def _value(self, arg: Any, labels: Mapping[str, str], line: str, ts: int) -> Any:
-        kind, value = arg
+        kind, value = arg[0], arg[1]
         if kind == "lit":
             return value
         if kind == "field":
-            return labels.get(value, "") if value else dict(labels)
+            return _fields(dict(labels), value, arg)
+        if kind == "chain":
+            return _fields(self._value(value, labels, line, ts), arg[2], arg)
         if kind == "sub":
             return self._pipe(value, labels, line, ts)
         return self._call(value, (), labels, line, ts, piped=None)
+
+    def _operand_cmd(self, cmd: _Cmd, labels: Mapping[str, str], line: str, ts: int,
+                     piped: Any) -> Any:  # fmt: skip
+        """An operand as a command; given arguments (or a piped value) it fails as Go's
+        ``evalCommand`` does."""
+        if not cmd.args and piped is _NOTHING:
+            return self._value(cmd.value, labels, line, ts)
+        kind = cmd.value[0]
+        if kind not in ("field", "chain") or (kind == "field" and not cmd.value[1]):
+            raise TemplateError(f"can't give argument to non-function {_shown(cmd.value)}")
+        names = cmd.value[1] if kind == "field" else cmd.value[2]
+        base = dict(labels) if kind == "field" else self._value(cmd.value[1], labels, line, ts)
+        receiver = _fields(base, names[:-1], cmd.value)
+        if isinstance(receiver, Mapping):
+            raise TemplateError(f"at <{_shown(cmd.value)}>: {names[-1]} is not a method but "
+                                "has arguments")  # fmt: skip
+        raise TemplateError(f"at <{_shown(cmd.value)}>: can't evaluate field {names[-1]} in "
+                            f"type {_go_type(receiver)}")  # fmt: skip
 
     def _call(self, name: str, args: tuple[Any, ...], labels: Mapping[str, str], line: str,
               ts: int, *, piped: Any) -> Any:  # fmt: skip
@@ -366,13 +437,24 @@ class Template:
         result: Any = _NOTHING
         for cmd in cmds:
             if cmd.kind == "value":
-                result = self._value(cmd.value, labels, line, ts)
+                result = self._operand_cmd(cmd, labels, line, ts, result)
             else:
                 result = self._call(cmd.name, cmd.args, labels, line, ts, piped=result)
         return result
 
 
 _NOTHING = object()
+
+
+def _fields(receiver: Any, names: tuple[str, ...], operand: Any) -> Any:
+    """``receiver.a.b...``: a map gives the key's value (``""`` when missing: Loki's
+    ``missingkey=zero``); anything else has no fields."""
+    for name in names:
+        if not isinstance(receiver, Mapping):
+            raise TemplateError(f"at <{_shown(operand)}>: can't evaluate field {name} in type "
+                                f"{_go_type(receiver)}")  # fmt: skip
+        receiver = receiver.get(name, "")
+    return receiver
 
 
 @lru_cache(maxsize=1024)

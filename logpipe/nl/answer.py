@@ -10,7 +10,8 @@ the candidate that returns data, then the most voted, then the earliest. When no
 validates the answer is "cannot answer", with the closest valid query we know (from a
 fallback such as the retrieval baseline) for the user to start from — never an invented one.
 
-Only queries that passed :func:`~logpipe.logql.parse_query` are ever executed.
+Only queries that passed :func:`~logpipe.logql.parse_query` are ever executed, and only
+queries that read logs (a valid ``3`` or ``vector(1)`` would be an invented answer).
 """
 
 from __future__ import annotations
@@ -22,19 +23,19 @@ from typing import Protocol
 
 from logpipe.errors import LogQLError
 from logpipe.logql import ast, format_query, parse_query
-from logpipe.logql.engine import Engine
 from logpipe.logql.results import Matrix, QueryResult, Scalar, Streams, Vector
-from logpipe.logql.units import format_duration
+from logpipe.nl.explain import explain
 from logpipe.nl.normalise import canonical
 from logpipe.nl.prompt import Prompt
 from logpipe.nl.repair import TEXT_REPAIRS, extract_query, repair_labels
-from logpipe.nl.tree import line_filters
+from logpipe.nl.tree import walk
 
 __all__ = [
     "Answer",
     "Candidate",
     "ExecOutcome",
     "Generator",
+    "QueryRunner",
     "answer",
     "engine_executor",
     "explain",
@@ -47,6 +48,25 @@ class Generator(Protocol):
     """Anything that turns a prompt into ``n`` candidate replies (the LM, a stub, ...)."""
 
     def generate(self, prompt: Prompt, n: int) -> list[str]: ...
+
+
+class QueryRunner(Protocol):
+    """What executing needs of an engine: :class:`~logpipe.logql.engine.Engine`'s calls."""
+
+    def query_range(
+        self,
+        query: str,
+        *,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int | None = None,
+        tenant: str = ...,
+        direction: str = ...,
+        limit: int = ...,
+    ) -> QueryResult: ...
+
+    def query_instant(self, query: str, *, time_ns: int, tenant: str = ..., direction: str = ...,
+                      limit: int = ...) -> QueryResult: ...  # fmt: skip
 
 
 @dataclass
@@ -80,7 +100,7 @@ class Answer:
     """The chosen query (or why there is none) and everything that led to it."""
 
     question: str
-    status: str  # "ok" or "cannot_answer"
+    status: str  # "answered" or "cannot_answer"
     query: str | None
     explanation: str
     candidates: list[Candidate]
@@ -135,6 +155,10 @@ def validate_candidate(
             expr2, error = _parse_valid(format_query(fixed_expr))
             if expr2 is not None:
                 expr, candidate.repairs = expr2, [*candidate.repairs, *done]
+    if not any(isinstance(node, ast.LogExpr) for node in walk(expr)):
+        # valid LogQL (``3``, ``vector(1)``) that reads no logs would be an invented answer
+        candidate.error = "the query reads no logs (no stream selector)"
+        return candidate
     expr = canonical(expr)
     candidate.expr, candidate.query = expr, format_query(expr)
     return candidate
@@ -195,7 +219,7 @@ def answer(
         timings["execute_s"] = time.perf_counter() - started
     assert chosen.expr is not None and chosen.query is not None
     result = chosen.outcome.result if chosen.outcome else None
-    return Answer(question, "ok", chosen.query, explain(chosen.expr), candidates, result,
+    return Answer(question, "answered", chosen.query, explain(chosen.expr), candidates, result,
                   timings=timings)  # fmt: skip
 
 
@@ -211,7 +235,7 @@ def has_data(result: QueryResult) -> bool:
 
 
 def engine_executor(
-    engine: Engine, *, start_ns: int, end_ns: int, tenant: str = "fake", limit: int = 100
+    engine: QueryRunner, *, start_ns: int, end_ns: int, tenant: str = "fake", limit: int = 100
 ) -> Executor:
     """Runs a metric query as an instant query at ``end_ns`` and a log query over
     ``[start_ns, end_ns)``; errors (limits, bad data) become outcomes, not exceptions."""
@@ -229,55 +253,3 @@ def engine_executor(
         return ExecOutcome(result, has_data(result))
 
     return run
-
-
-# ------------------------------------------------------------------ explanation
-_WHAT = {"count_over_time": "the number of", "rate": "the per-second rate of",
-         "bytes_over_time": "the bytes of", "bytes_rate": "the bytes per second of",
-         "absent_over_time": "whether there are no"}  # fmt: skip
-
-
-def _selection(log: ast.LogExpr) -> str:
-    matchers = ", ".join(str(m) for m in log.matchers)
-    needles = [f"{f.op} {v!r}" for f in line_filters(log) for v in f.values if isinstance(v, str)]
-    parsers = [type(s).__name__.removesuffix("Parser").lower() for s in log.stages
-               if isinstance(s, ast.RegexpParser | ast.PatternParser | ast.JsonParser
-                             | ast.LogfmtParser)]  # fmt: skip
-    text = f"lines of {{{matchers}}}"
-    if needles:
-        text += " with " + " and ".join(needles)
-    if parsers:
-        text += f", parsed with {'/'.join(parsers)}"
-    return text
-
-
-def _grouping(grouping: ast.Grouping | None) -> str:
-    if grouping is None or not grouping.labels:
-        return ""
-    return f" {'without' if grouping.without else 'by'} {', '.join(grouping.labels)}"
-
-
-def explain(expr: ast.Expr) -> str:
-    """One line saying what a query computes, from its tree."""
-    return _explain(expr).rstrip(".") + "."
-
-
-def _explain(expr: ast.Expr) -> str:
-    if isinstance(expr, ast.LogExpr):
-        return "the " + _selection(expr)
-    if isinstance(expr, ast.RangeAggregation):
-        rng = expr.range
-        what = _WHAT.get(expr.op)
-        if what is None:
-            value = rng.unwrap.label if rng.unwrap else "values"
-            what = f"the {expr.op.removesuffix('_over_time')} of {value} in"
-        window = format_duration(rng.range_nanos)
-        return f"{what} {_selection(rng.log)}, per {window} window{_grouping(expr.grouping)}"
-    if isinstance(expr, ast.VectorAggregation):
-        param = f" {expr.param:g}" if expr.param is not None else ""
-        return f"{expr.op}{param}{_grouping(expr.grouping)} of {_explain(expr.expr)}"
-    if isinstance(expr, ast.BinaryOp):
-        return f"({_explain(expr.lhs)}) {expr.op} ({_explain(expr.rhs)})"
-    if isinstance(expr, ast.NumberLiteral | ast.VectorLiteral):
-        return f"the constant {expr.value:g}"
-    return format_query(expr)

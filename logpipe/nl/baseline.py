@@ -11,7 +11,7 @@ application (``LabSZ-eu-west`` beside ``openssh-eu-west``) when the store has th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from logpipe.labels import LabelMatcher, MatchOp
 from logpipe.logql import format_query
@@ -65,35 +65,70 @@ def _changed_part(old: str, new: str) -> tuple[str, str]:
 
 
 class RetrievalBaseline:
-    """Nearest training pair by BM25 over masked questions, with labels substituted."""
+    """Nearest training pair by BM25 over masked questions, with labels substituted.
 
-    def __init__(self, train: Sequence[Pair]) -> None:
+    ``app_label`` is the label that names an application (``application`` in the NL2LogQL
+    data; a store may use ``app`` or ``job``): a question naming one of its values is
+    answered from pairs of the same family first."""
+
+    def __init__(self, train: Sequence[Pair], *, app_label: str = "application") -> None:
         self.train = list(train)
+        self.app_label = app_label
         docs = []
         for pair in self.train:
             values = [m.value for m in selector_matchers(pair.expr) if len(m.value) >= 3]
             docs.append(tokenize(_mask(pair.question, values, pair.family)))
         self.index = BM25(docs)
 
-    def nearest(self, question: str, labels: Mapping[str, Sequence[str]]) -> Pair | None:
+    def ranked(self, question: str, labels: Mapping[str, Sequence[str]]) -> list[Pair]:
+        """Training pairs by similarity to ``question``: those that share a word with it
+        and belong to the family it names, then the others that share a word, then the
+        rest in order."""
         named = mentioned_values(question, labels)
-        app = named.get("application", "")
+        app = named.get(self.app_label, "")
         family = app.split("-", 1)[0].lower() if app else ""
         masked = _mask(question, list(named.values()), family or "application")
-        ranked = self.index.top(tokenize(masked), len(self.train))
-        same = [i for i, _ in ranked if self.train[i].family == family]
-        pick = same or [i for i, _ in ranked]
-        return self.train[pick[0]] if pick else (self.train[0] if self.train else None)
+        scored = [i for i, _ in self.index.top(tokenize(masked), len(self.train))]
+        same = [i for i in scored if self.train[i].family == family]
+        taken = set(scored)
+        order = same + [i for i in scored if i not in set(same)]
+        order += [i for i in range(len(self.train)) if i not in taken]
+        return [self.train[i] for i in order]
+
+    def nearest(self, question: str, labels: Mapping[str, Sequence[str]]) -> Pair | None:
+        ranked = self.ranked(question, labels)
+        return ranked[0] if ranked else None
 
     def predict(self, question: str, labels: Mapping[str, Sequence[str]]) -> str | None:
         """The baseline's query for ``question`` given the store's label values."""
         pair = self.nearest(question, labels)
-        if pair is None:
-            return None
+        return None if pair is None else self.substitute(pair, question, labels)
+
+    def predict_many(
+        self,
+        question: str,
+        labels: Mapping[str, Sequence[str]],
+        n: int,
+        key: Callable[[Pair], tuple[int, ...]] | None = None,
+    ) -> list[str]:
+        """The ``n`` best distinct queries (nearest pairs first, or by ``key`` and then
+        nearest; labels substituted)."""
+        out: list[str] = []
+        ranked = self.ranked(question, labels)
+        for pair in sorted(ranked, key=key) if key is not None else ranked:
+            query = self.substitute(pair, question, labels)
+            if query not in out:
+                out.append(query)
+            if len(out) == n:
+                break
+        return out
+
+    def substitute(self, pair: Pair, question: str, labels: Mapping[str, Sequence[str]]) -> str:
+        """``pair``'s query with its selector values moved to those ``question`` names."""
         named = mentioned_values(question, labels)
         old_app = next((m.value for m in selector_matchers(pair.expr)
-                        if m.name == "application" and m.op == MatchOp.EQ), "")  # fmt: skip
-        new_app = named.get("application", "")
+                        if m.name == self.app_label and m.op == MatchOp.EQ), "")  # fmt: skip
+        new_app = named.get(self.app_label, "")
         old_part, new_part = _changed_part(old_app, new_app) if old_app and new_app else ("", "")
 
         def substitute(m: LabelMatcher) -> LabelMatcher:

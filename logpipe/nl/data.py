@@ -101,11 +101,15 @@ def family_of(expr: ast.Expr, question: str = "", known: Iterable[str] = ()) -> 
 
 
 def _record(line_text: str) -> tuple[str, str] | None:
-    """(question, answer) of a chat record, or None when it is not one."""
+    """(question, answer) of a chat record (or of a plain ``{"question": ..., "query":
+    ...}`` object, the form users write examples in), or None when it is neither."""
     try:
         record = json.loads(line_text)
     except ValueError:
         return None
+    if (isinstance(record, dict) and isinstance(record.get("question"), str)
+            and isinstance(record.get("query"), str)):  # fmt: skip
+        return record["question"].strip(), record["query"].strip()
     messages = record.get("messages") if isinstance(record, dict) else None
     if not isinstance(messages, list):
         return None
@@ -119,7 +123,8 @@ def _record(line_text: str) -> tuple[str, str] | None:
 
 
 def read_pairs(path: str | Path) -> LoadedPairs:
-    """Every chat record of the JSONL file at ``path``, parsed and normalised."""
+    """Every chat record (or question/query object) of the JSONL file at ``path``, parsed
+    and normalised."""
     path = Path(path)
     try:
         text = path.read_text("utf-8")

@@ -115,6 +115,7 @@ class Prompt:
     templates: list[str] = field(default_factory=list)
     labels: dict[str, list[str]] = field(default_factory=dict)
     tokens: int = 0
+    question: str = ""  # as asked (whitespace folded): what a retrieval generator reads
 
     @property
     def text(self) -> str:
@@ -224,7 +225,7 @@ class PromptBuilder:
                     {"role": "user", "content": "\n".join(lines)}]  # fmt: skip
         tokens = sum(self.count_tokens(m["content"]) for m in messages)
         return Prompt(messages, list(examples), list(templates),
-                      {n: list(v) for n, v in labels.items()}, tokens)  # fmt: skip
+                      {n: list(v) for n, v in labels.items()}, tokens, question)  # fmt: skip
 
 
 def examples_from(pairs: Iterable[tuple[str, str, str]]) -> list[Example]:

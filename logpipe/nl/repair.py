@@ -29,8 +29,11 @@ __all__ = [
     "balance",
     "extract_query",
     "fix_range_spelling",
+    "question_range",
     "range_from_question",
     "repair_labels",
+    "strings_masked",
+    "without_time_span",
 ]
 
 _FENCE = re.compile(r"```(?:logql|promql|sql|text)?\s*(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
@@ -71,7 +74,7 @@ def extract_query(raw: str) -> str:
     return text
 
 
-def _strings_masked(text: str) -> str:
+def strings_masked(text: str) -> str:
     """``text`` with the inside of string literals replaced by ``_`` (same length), so
     bracket counting ignores brackets in strings. An unterminated string runs to the end."""
     out = []
@@ -100,7 +103,7 @@ def _strings_masked(text: str) -> str:
 def balance(text: str) -> str | None:
     """Close an unterminated string and unclosed ``{ ( [``; drop closers that close
     nothing. None when there was nothing to do."""
-    masked = _strings_masked(text)
+    masked = strings_masked(text)
     fixed = text
     quotes = [c for c in masked if c in '"`']
     if len(quotes) % 2:
@@ -137,7 +140,7 @@ def fix_range_spelling(text: str) -> str | None:
 
 def _single_quotes(text: str) -> str | None:
     """``'value'`` -> ``"value"`` outside double-quoted strings."""
-    masked = _strings_masked(text)
+    masked = strings_masked(text)
     out = list(text)
     i = 0
     changed = False
@@ -161,14 +164,32 @@ def _selector_double_equals(text: str) -> str | None:
     return fixed if fixed != text else None
 
 
-def range_from_question(question: str) -> str:
-    """The window a question names (``in the last 6 hours`` -> ``6h``); ``5m`` if none."""
+def question_range(question: str) -> str | None:
+    """The window a question names (``in the last 6 hours`` -> ``6h``), or None."""
     m = _QUESTION_SPAN.search(question)
     if not m:
-        return "5m"
+        return None
     number = m.group(1) or "1"
     word = (m.group(2) or m.group(3)).lower().rstrip("s")
     return f"{number}{_UNITS.get(word, 'm')}"
+
+
+_SPAN_PHRASE = re.compile(
+    r"\b(?:(?:in|over|during|for|within)\s+)?(?:the\s+)?(?:(?:last|past|previous)\s+)?"
+    r"(?:(?:\d+|an?|one)\s*)?(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?)\b",
+    re.IGNORECASE,
+)
+
+
+def without_time_span(question: str) -> str:
+    """``question`` without the window it names (``in the last 6 hours``): what is left is
+    what it asks about."""
+    return " ".join(_SPAN_PHRASE.sub(" ", question).split())
+
+
+def range_from_question(question: str) -> str:
+    """The window a question names (``in the last 6 hours`` -> ``6h``); ``5m`` if none."""
+    return question_range(question) or "5m"
 
 
 _RANGE_FUNCS = ("count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time",
@@ -179,9 +200,9 @@ _RANGE_FUNCS = ("count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum
 
 def missing_range(text: str, question: str) -> str | None:
     """A range function without ``[range]``: add the window the question names."""
-    if "[" in _strings_masked(text) or not any(f + "(" in text for f in _RANGE_FUNCS):
+    if "[" in strings_masked(text) or not any(f + "(" in text for f in _RANGE_FUNCS):
         return None
-    masked = _strings_masked(text)
+    masked = strings_masked(text)
     for func in _RANGE_FUNCS:
         at = masked.find(func + "(")
         if at < 0:

@@ -1,6 +1,6 @@
 """Synthetic (question, LogQL) pairs built from our LogQL tree over real log templates.
 
-Why: 241 hand-written training pairs cover a few dozen question templates; the model must
+Why: ~250 hand-written training pairs cover a few dozen question templates; the model must
 also answer questions written independently of them. So we generate pairs over the
 templates and labels of the Loghub logs (:mod:`logpipe.nl.loghub`): every query is built as
 a syntax tree (:mod:`logpipe.logql.ast`), validated and printed by our own printer, so it is
@@ -27,7 +27,15 @@ from logpipe.nl.data import Pair, Split, group_keys
 from logpipe.nl.loghub import SystemLogs, TemplateInfo
 from logpipe.nl.normalise import canonical
 
-__all__ = ["APP_SUFFIXES", "RANGES", "SlotInfo", "dedupe", "generate", "slots_of"]
+__all__ = [
+    "APP_SUFFIXES",
+    "RANGES",
+    "SlotInfo",
+    "dedupe",
+    "generate",
+    "generate_for_store",
+    "slots_of",
+]
 
 _NS = {"m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 RANGES: tuple[tuple[str, str], ...] = (
@@ -120,8 +128,9 @@ def _values(slot: SlotInfo) -> str:
     return "values" if slot.name == "value" else f"{slot.name} values"
 
 
-def _sel(app: str, extra: Iterable[tuple[str, str]] = ()) -> tuple[LabelMatcher, ...]:
-    return (LabelMatcher("application", MatchOp.EQ, app),
+def _sel(app: str, extra: Iterable[tuple[str, str]] = (),
+         app_label: str = "application") -> tuple[LabelMatcher, ...]:  # fmt: skip
+    return (LabelMatcher(app_label, MatchOp.EQ, app),
             *(LabelMatcher(n, MatchOp.EQ, v) for n, v in extra))  # fmt: skip
 
 
@@ -137,8 +146,9 @@ def _sum(inner: ast.MetricExpr, by: Sequence[str] = ()) -> ast.VectorAggregation
 class _Builder:
     """Pairs for one template of one system under one application name."""
 
-    def __init__(self, r: random.Random, logs: SystemLogs, info: TemplateInfo, app: str) -> None:
-        self.r, self.logs, self.info, self.app = r, logs, info, app
+    def __init__(self, r: random.Random, info: TemplateInfo, app: str,
+                 app_label: str = "application") -> None:  # fmt: skip
+        self.r, self.info, self.app, self.app_label = r, info, app, app_label
         self.needle = _needle(info.template) or ""
         self.quoted = f"'{self.needle}'"
         self.filter = ast.LineFilter("|=", (self.needle,))
@@ -147,7 +157,7 @@ class _Builder:
         return self.r.choice(RANGES)
 
     def log(self, extra: Iterable[tuple[str, str]] = (), *stages: ast.Stage) -> ast.LogExpr:
-        return ast.LogExpr(_sel(self.app, extra), (self.filter, *stages))
+        return ast.LogExpr(_sel(self.app, extra, self.app_label), (self.filter, *stages))
 
     def pick(self, *phrasings: str, **values: object) -> str:
         return self.r.choice(phrasings).format(**values)
@@ -169,11 +179,11 @@ class _Builder:
                       n=self.quoted, a=self.app, w=when)  # fmt: skip
         return q, _sum(_count(self.log(), rng, "rate"))
 
-    def by_label(self) -> tuple[str, ast.Expr] | None:
+    def by_label(self, label: str | None = None) -> tuple[str, ast.Expr] | None:
         names = sorted(self.info.label_values)
         if not names:
             return None
-        label = self.r.choice(names)
+        label = self.r.choice(names) if label is None else label
         rng, when = self.when()
         q = self.pick("How many {n} events were logged for {a} in {w}, per {l}?",
                       "Break down the {n} lines of {a} by {l} over {w}.",
@@ -269,11 +279,15 @@ class _Builder:
                       n=self.quoted, a=self.app, s=slot.name, o=word, v=value)  # fmt: skip
         return q, log
 
-    def all_shapes(self) -> list[tuple[str, ast.Expr]]:
+    def all_shapes(self, every_label: bool = False) -> list[tuple[str, ast.Expr]]:
+        """Each shape once (counts by one label drawn at random; by every label with
+        ``every_label``)."""
         if not self.needle:
             return []
         out = [self.count(), self.rate(), self.listing()]
-        out += [x for x in (self.by_label(), self.with_label()) if x is not None]
+        by = [self.by_label(n) for n in sorted(self.info.label_values)] if every_label else [
+            self.by_label()]  # fmt: skip
+        out += [x for x in (*by, self.with_label()) if x is not None]
         for slot in slots_of(self.info):
             if slot.kind == "number":
                 out += [self.unwrap(slot), self.numeric_filter(slot)]
@@ -306,14 +320,46 @@ def generate(
             templates = [t for t in templates if t in ranked]
         for info in templates:
             for app in r.sample(names, min(apps_per_template, len(names))):
-                for question, built in _Builder(r, logs, info, app).all_shapes():
-                    validate(built)
-                    expr = canonical(built)
-                    key = " ".join(question.lower().split())
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    pairs.append(Pair(question, format_query(expr), expr, family, 0, "synth"))
+                pairs += _pairs(_Builder(r, info, app), family, seen)
+    return pairs
+
+
+def _pairs(builder: _Builder, family: str, seen: set[str], every_label: bool = False) -> list[Pair]:
+    """The builder's pairs, validated and normalised, without questions already ``seen``."""
+    out: list[Pair] = []
+    for question, built in builder.all_shapes(every_label):
+        validate(built)
+        expr = canonical(built)
+        key = " ".join(question.lower().split())
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Pair(question, format_query(expr), expr, family, 0, "synth"))
+    return out
+
+
+def generate_for_store(
+    templates: Mapping[str, Sequence[TemplateInfo]],
+    *,
+    app_label: str = "application",
+    seed: int = 0,
+    rounds: int = 3,
+) -> list[Pair]:
+    """Pairs over a store's own templates: ``templates`` maps each value of ``app_label``
+    (the label that names an application in that store) to the templates seen in its
+    streams. The family of a pair is its application up to the first ``-``, as in
+    :func:`~logpipe.nl.data.family_of`. Counts come grouped by every label a template was
+    seen with ("per host", "per level"): a store has few labels, and they are what people
+    break counts down by. Each template is phrased ``rounds`` times (other phrasings and
+    windows, repeats dropped), so retrieval finds the phrasing nearest a question's."""
+    r = random.Random(seed)
+    pairs: list[Pair] = []
+    seen: set[str] = set()
+    for app in sorted(templates):
+        family = app.split("-", 1)[0].lower()
+        for info in templates[app]:
+            for _ in range(rounds):  # each round draws other phrasings and windows
+                pairs += _pairs(_Builder(r, info, app, app_label), family, seen, every_label=True)
     return pairs
 
 

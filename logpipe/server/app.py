@@ -12,6 +12,8 @@ form body)::
     /loki/api/v1/push               JSON or protobuf+snappy; 204
     /loki/api/v1/format_query       the query in canonical spelling
     /loki/api/v1/status/buildinfo   what Grafana asks first
+    /api/v1/ask                     POST {"question"}: validated LogQL and its answer
+                                    (logpipe's own; see logpipe/server/ask.py)
     /ready, /live, /metrics, /openapi.json
 
 Tenants come from ``X-Scope-OrgID`` (default ``fake``, Loki's tenant without auth) and
@@ -30,7 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -40,12 +42,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from logpipe import __version__
-from logpipe.errors import LogQLError, StoreError, UsageError
+from logpipe.errors import LogQLError, ModelError, StoreError, UsageError
 from logpipe.logql import format_query, parse
 from logpipe.logql.engine import Engine, QueryLimits
 from logpipe.logql.gotemplate import TemplateError
 from logpipe.logql.results import QueryResult, to_loki_json
 from logpipe.pipeline.health import Health
+from logpipe.server.ask import ASK_DOC, MAX_ASK_BODY_BYTES, parse_ask_body
 from logpipe.server.jsonbody import encode_body
 from logpipe.server.metrics import ServerMetrics
 from logpipe.server.params import (
@@ -58,6 +61,9 @@ from logpipe.server.params import (
 from logpipe.server.push import DEFAULT_MAX_PUSH_BYTES, PushError, decode_push, to_batch
 from logpipe.server.selectors import Selector, selectors
 from logpipe.store import DEFAULT_TENANT, Store, validate_tenant
+
+if TYPE_CHECKING:
+    from logpipe.nl.ask import Asker
 
 __all__ = ["LOKI_API_VERSION", "QueryEngine", "create_app"]
 
@@ -105,6 +111,7 @@ class _Context:
     clock: Callable[[], int]
     max_push_bytes: int
     health: Health | None = None
+    asker: Asker | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -304,6 +311,7 @@ def create_app(
     metrics: ServerMetrics | None = None,
     max_push_bytes: int = DEFAULT_MAX_PUSH_BYTES,
     health: Health | None = None,
+    asker: Asker | None = None,
 ) -> FastAPI:
     """Loki's API over ``store``, answering queries with ``engine`` (an
     :class:`~logpipe.logql.engine.Engine` on the store by default).
@@ -314,9 +322,17 @@ def create_app(
     daemon passes its pipeline's registry, so ``/metrics`` serves both). With ``health`` (a
     daemon's pipeline), ``/ready`` and ``/live`` answer from it as Kubernetes probes expect;
     without, ``/ready`` checks that the store is readable and ``/live`` is always 200.
+    ``asker`` answers ``/api/v1/ask`` (default: an :class:`~logpipe.nl.ask.Asker` on the
+    store and engine, with no examples of its own and the adapter found as
+    :func:`~logpipe.nl.backends.find_adapter` finds it).
     """
     if engine is None:
         engine = Engine(store, limits=limits)
+    if asker is None:
+        from logpipe.nl.ask import Asker  # noqa: PLC0415
+        from logpipe.nl.backends import find_adapter  # noqa: PLC0415
+
+        asker = Asker(store, engine, adapter=find_adapter(), clock=clock)
     ctx = _Context(
         store=store,
         engine=engine,
@@ -324,6 +340,7 @@ def create_app(
         clock=clock,
         max_push_bytes=max_push_bytes,
         health=health,
+        asker=asker,
     )
     app = FastAPI(
         title="logpipe",
@@ -341,10 +358,12 @@ def create_app(
     app.add_exception_handler(PushError, _text_handler(400))
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StoreError, _text_handler(500))
+    app.add_exception_handler(ModelError, _text_handler(503))  # the model backend cannot load
     app.add_exception_handler(NotImplementedError, _text_handler(501))
     _query_routes(app, ctx)
     _metadata_routes(app, ctx)
     _push_route(app, ctx)
+    _ask_route(app, ctx)
     _service_routes(app, ctx)
     return app
 
@@ -571,6 +590,23 @@ def _push_route(app: FastAPI, ctx: _Context) -> None:
                 status_code=400,
             )
         return Response(status_code=204)
+
+
+def _ask_route(app: FastAPI, ctx: _Context) -> None:
+    @app.post(
+        "/api/v1/ask",
+        response_class=Response,
+        openapi_extra={**_doc(), **ASK_DOC},
+        summary="A question in plain English: validated LogQL, its explanation and result.",
+    )
+    async def ask(request: Request) -> Response:
+        tenant = _tenant(request)
+        body = await _read_body(request, MAX_ASK_BODY_BYTES)
+        asked, details = parse_ask_body(body, tenant, ctx.clock())
+        asker = ctx.asker
+        assert asker is not None  # create_app always sets one
+        result = await _timed(ctx, "ask", lambda: asker.ask(asked))
+        return _json(result.to_json(details=details))
 
 
 def _service_routes(app: FastAPI, ctx: _Context) -> None:

@@ -1,9 +1,13 @@
-"""The model generator on a tiny random model: n replies, greedy first, seeded sampling that
-leaves the caller's random state alone; adapters merge in."""
+"""The model generator: on a tiny random model, n replies, greedy first, seeded sampling that
+leaves the caller's random state alone, adapters merge in; on a scripted model, one prefill
+shared by every candidate, one token per step after it, and each reply cut (and its row
+dropped from the batch) as soon as it holds a complete query."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -11,7 +15,7 @@ import torch
 pytest.importorskip("peft")
 
 from logpipe.models.nl2logql.examples import TrainingExample
-from logpipe.models.nl2logql.generate import ModelGenerator, apply_adapter
+from logpipe.models.nl2logql.generate import ModelGenerator, apply_adapter, sample_top_p
 from logpipe.models.nl2logql.train import TrainConfig, train
 
 from logpipe.errors import ModelError
@@ -50,3 +54,88 @@ def test_an_adapter_merges_into_the_model(tmp_path: Path) -> None:
     assert any(not torch.equal(before[k], after[k]) for k in before)
     with pytest.raises(ModelError, match="no adapter"):
         apply_adapter(tiny_model(len(tok)), tmp_path / "nothing")
+
+
+class ScriptedCache:
+    """Stands in for a KV cache: which candidate each batch row is, and how far it got."""
+
+    def __init__(self) -> None:
+        self.rows = [0]
+        self.steps = [0]
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self.rows = list(range(repeats))
+        self.steps = self.steps * repeats
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self.rows = [self.rows[i] for i in indices.tolist()]
+        self.steps = [self.steps[i] for i in indices.tolist()]
+
+
+@dataclass
+class Out:
+    logits: torch.Tensor
+    past_key_values: ScriptedCache
+
+
+class ScriptedModel:
+    """Writes ``scripts[c]`` for candidate ``c``, one character token a step, then the
+    end-of-turn token; the logits leave sampling no choice. Records every input shape."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, tok: Any, scripts: list[str]) -> None:
+        self.tok, self.scripts = tok, scripts
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, input_ids: torch.Tensor, past_key_values: Any, use_cache: bool) -> Out:
+        self.calls.append(tuple(input_ids.shape))  # type: ignore[arg-type]
+        cache = past_key_values or ScriptedCache()
+        logits = torch.full((len(cache.rows), input_ids.shape[1], len(self.tok)), -1e9)
+        for row, cand in enumerate(cache.rows):
+            script, step = self.scripts[cand], cache.steps[row]
+            token = self.tok.convert_tokens_to_ids(script[step]) if step < len(script) else (
+                self.tok.eos_token_id)  # fmt: skip
+            logits[row, -1, token] = 0.0
+            cache.steps[row] += 1
+        return Out(logits, cache)
+
+
+def test_one_prefill_then_one_token_a_step_and_each_reply_cut_at_its_query() -> None:
+    tok = tiny_tokenizer()
+    # the first token comes from the shared prefill, so every script starts alike
+    scripts = ['{a="b"} |= "x"\nThis query finds lines.',
+               '{a="b"} |~ "y"',  # ends with the end-of-turn token
+               '{a="b"}\n| json\nWith more words to explain it',
+               "{ an open brace, so it never ends " * 5]  # fmt: skip
+    model = ScriptedModel(tok, scripts)
+    generator = ModelGenerator(model, tok, max_new_tokens=40)
+    replies = generator.generate(PROMPT, 4)
+    assert replies == ['{a="b"} |= "x"', '{a="b"} |~ "y"', '{a="b"}\n| json',
+                       scripts[3][:40]]  # fmt: skip
+    prompt_len = model.calls[0][1]
+    assert prompt_len > 1 and model.calls[0][0] == 1  # the prompt, once, for every candidate
+    assert all(width == 1 for _, width in model.calls[1:])  # then one new token a step
+    rows = [batch for batch, _ in model.calls[1:]]
+    assert rows == sorted(rows, reverse=True) and rows[-1] == 1  # finished rows leave
+    assert len(model.calls) == 1 + 40 - 1  # the longest row ran to the cap, no further
+    stats = generator.last_stats
+    assert stats["prompt_tokens"] == prompt_len
+    assert stats["reply_tokens"][0] == len('{a="b"} |= "x"\nT')  # one token past the line end
+    assert stats["reply_tokens"][3] == 40
+
+
+def test_a_single_candidate_is_greedy_and_stops_early() -> None:
+    tok = tiny_tokenizer()
+    model = ScriptedModel(tok, ['{a="b"}\nExplanation follows here'])
+    replies = ModelGenerator(model, tok).generate(PROMPT, 1)
+    assert replies == ['{a="b"}']
+    assert len(model.calls) == 1 + len('{a="b"}\nE') - 1
+
+
+def test_top_p_keeps_the_smallest_set_that_reaches_p() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    gen = torch.Generator().manual_seed(0)
+    drawn = {int(sample_top_p(logits, 1.0, 0.75, gen)) for _ in range(200)}
+    assert drawn == {0, 1}  # 0.5 + 0.3 reaches 0.75; 2 and 3 never come
+    assert {int(sample_top_p(logits, 1.0, 0.0, gen)) for _ in range(50)} == {0}
