@@ -134,6 +134,9 @@ class KafkaSourceSettings(_Section):
     payload: Literal["auto", "json", "text"] = "auto"
     max_line_bytes: int = Field(default=1 << 20, gt=0)
     session_timeout_secs: float = Field(default=10.0, gt=0)
+    max_poll_records: int = Field(
+        default=20_000, gt=0, description="Most records one poll hands the pipeline."
+    )
     instance_id: str | None = Field(default=None, description="Static group membership id.")
 
     @field_validator("labels")

@@ -91,6 +91,7 @@ def _kafka_source(cfg: KafkaSourceSettings) -> Source:
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(100, session_ms // 4),
             group_instance_id=cfg.instance_id,
+            max_poll_records=cfg.max_poll_records,
         )
     )
     return source

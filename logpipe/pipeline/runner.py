@@ -177,7 +177,7 @@ class Pipeline:
                 chunks = source.poll(_POLL_S)
                 for chunk in chunks:
                     self._count_in(chunk)
-                    self._put(chunk)
+                    self._put(chunk, lag_of=source)
                 source.commit()
                 now = time.monotonic()
                 if now >= next_lag:
@@ -222,14 +222,22 @@ class Pipeline:
                 self.metrics.lines_in.labels(chunk.source).inc(count)
                 self.stats.drop(reason, count)
 
-    def _put(self, item: Chunk | _Barrier | _End) -> None:
-        """Blocks while the queue is full (backpressure), unless the writer is gone."""
+    def _put(self, item: Chunk | _Barrier | _End, lag_of: Source | None = None) -> None:
+        """Blocks while the queue is full (backpressure), unless the writer is gone.
+
+        ``lag_of``: the source whose thread is putting; its lag is refreshed while it waits,
+        so a stalled pipeline (a full disk) shows a growing lag instead of the last one.
+        """
+        next_lag = time.monotonic() + 1.0
         while True:
             try:
                 self._queue.put(item, timeout=_POLL_S)
             except queue.Full:
                 if self._writer is None or not self._writer.is_alive():
                     raise PipelineError("the writer thread is gone") from None
+                if lag_of is not None and time.monotonic() >= next_lag:
+                    next_lag = time.monotonic() + 1.0
+                    self._report_lag(lag_of)
                 continue
             self.metrics.queue_depth.set(self._queue.qsize())
             return
