@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.2
 _MAX_BACKOFF_S = 5.0
+_COMMIT_RETRY_S = 1.0
 
 
 @dataclass
@@ -172,14 +173,15 @@ class Pipeline:
         try:
             source.open(self._drain, self._resume)
             self.health.problem(f"source {name}", None)
-            next_lag = 0.0
+            next_lag = next_commit = 0.0
             while not self._stopping.is_set():
                 chunks = source.poll(_POLL_S)
                 for chunk in chunks:
                     self._count_in(chunk)
                     self._put(chunk, lag_of=source)
-                source.commit()
                 now = time.monotonic()
+                if now >= next_commit:
+                    next_commit = 0.0 if self._commit(source) else now + _COMMIT_RETRY_S
                 if now >= next_lag:
                     next_lag = now + 1.0
                     self._report_lag(source)
@@ -193,6 +195,21 @@ class Pipeline:
             self._stopping.set()
             with contextlib.suppress(Exception):
                 source.close()
+
+    def _commit(self, source: Source) -> bool:
+        """Commit what was acked; a failure to write the position (a full disk under a
+        file checkpoint) is reported and retried, not a reason to stop: the data is safe
+        in the sinks, and an older position only means re-reading after a crash."""
+        key = f"source {source.name} commit"
+        try:
+            source.commit()
+        except OSError as exc:
+            self.metrics.source_errors.labels(source.name, "commit").inc()
+            self.health.problem(key, f"cannot save the position: {exc}")
+            log.warning("source %s: commit failed (%s); retrying", source.name, exc)
+            return False
+        self.health.problem(key, None)
+        return True
 
     def _report_lag(self, source: Source) -> None:
         """Consumer lag for the metrics: best effort, never a reason to stop a source."""
