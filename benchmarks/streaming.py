@@ -28,7 +28,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from logpipe.connectors.kafka import KafkaSource, KafkaSourceConfig
 
 from benchmarks.common import RESULTS_MD, default_data_dir, md_table, replace_section, run_info
-from logpipe.pipeline import BatchLimits, Pipeline, StoreSink
+from logpipe.pipeline import BatchLimits, ParseStage, Pipeline, StoreSink
 from logpipe.store import Store
 
 SECTION_BEGIN = "<!-- benchmark:streaming:begin -->"
@@ -97,7 +97,7 @@ def _bare(bootstrap: str, topic: str, n: int) -> float:
     return elapsed
 
 
-def _ours(bootstrap: str, topic: str, n: int, store_dir: Path) -> tuple[float, int]:
+def _ours(bootstrap: str, topic: str, n: int, store_dir: Path, *, parse: bool) -> tuple[float, int]:
     config = KafkaSourceConfig(
         bootstrap_servers=bootstrap,
         topics=[topic],
@@ -107,9 +107,10 @@ def _ours(bootstrap: str, topic: str, n: int, store_dir: Path) -> tuple[float, i
         options=FETCH,
     )
     store = Store(store_dir)
+    stages = [ParseStage.resume(store_dir / "_checkpoints" / "templates.json")] if parse else []
     pipe = Pipeline(
         [KafkaSource(config)],
-        [],
+        stages,
         [StoreSink(store)],
         limits=BatchLimits(max_lines=100_000, max_age_s=1.0),
     )
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument(
+        "--no-parse", action="store_true", help="without the parse stage (template mining)"
+    )
+    parser.add_argument(
         "--write-results",
         action="store_true",
         help="rewrite this benchmark's section of benchmarks/RESULTS.md",
@@ -152,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             produce_s = _produce(bootstrap, "bench", lines)
             bare_s = _bare(bootstrap, "bench", n)
-            ours_s, stored = _ours(bootstrap, "bench", n, Path(tmp) / "store")
+            store_dir = Path(tmp) / "store"
+            ours_s, stored = _ours(bootstrap, "bench", n, store_dir, parse=not args.no_parse)
         finally:
             down = [noida, "down", "--data-dir", str(data_dir)]
             subprocess.run(down, check=True, capture_output=True)

@@ -40,6 +40,7 @@ __all__ = [
     "KafkaSourceSettings",
     "LoggingConfig",
     "MultilineConfig",
+    "ParseConfig",
     "PipelineSettings",
     "ServerConfig",
     "SourcesConfig",
@@ -170,6 +171,21 @@ class PipelineSettings(_Section):
     drain_timeout_secs: float = Field(default=30.0, gt=0)
 
 
+class ParseConfig(_Section):
+    """Online template mining in the pipeline (template id, template, params columns)."""
+
+    enabled: bool = Field(default=True, description="Mine templates of every line.")
+    state: str | None = Field(
+        default=None,
+        description="Template state file, checkpointed so ids survive restarts "
+        "(default: <store.root>/_checkpoints/templates.json).",
+    )
+    max_clusters: int = Field(
+        default=100_000, gt=0, description="Most templates kept (least recently used go)."
+    )
+    params: bool = Field(default=True, description="Extract each line's variable values.")
+
+
 class ServerConfig(_Section):
     """The Loki-compatible HTTP API (plus /ready, /live, /metrics)."""
 
@@ -297,6 +313,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    parse: ParseConfig = Field(default_factory=ParseConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     detect: DetectConfig = Field(default_factory=DetectConfig)

@@ -40,11 +40,19 @@ if TYPE_CHECKING:
     from logpipe.detect.alert import AlertSink
     from logpipe.detect.loading import Loader
     from logpipe.detect.stage import DetectStage
-    from logpipe.pipeline import Pipeline, PipelineMetrics, Source
+    from logpipe.pipeline import Pipeline, PipelineMetrics, Source, Stage
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
 
-__all__ = ["Daemon", "build_detect_stage", "build_pipeline", "build_sources", "next_steps"]
+__all__ = [
+    "Daemon",
+    "build_detect_stage",
+    "build_pipeline",
+    "build_sources",
+    "build_stages",
+    "next_steps",
+    "template_state_path",
+]
 
 log = logging.getLogger("logpipe.daemon")
 
@@ -206,9 +214,28 @@ def build_pipeline(
     limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
                          max_age_s=p.max_batch_age_secs)  # fmt: skip
     sink = StoreSink(store, config.store.tenant)
-    return Pipeline(sources, [detect] if detect is not None else [], [sink], limits=limits,
-                    queue_chunks=p.queue_chunks, drain_timeout_s=p.drain_timeout_secs,
-                    metrics=metrics)  # fmt: skip
+    stages = build_stages(config) + ([detect] if detect is not None else [])
+    return Pipeline(sources, stages, [sink], limits=limits, queue_chunks=p.queue_chunks,
+                    drain_timeout_s=p.drain_timeout_secs, metrics=metrics)  # fmt: skip
+
+
+def template_state_path(config: Config) -> Path:
+    """Where the parse stage keeps its template state."""
+    state = config.parse.state
+    return Path(state) if state else Path(config.store.root) / "_checkpoints" / "templates.json"
+
+
+def build_stages(config: Config) -> list[Stage]:
+    """The parse stage unless ``parse.enabled`` is false (detection, when on, comes after
+    it and reads its template columns)."""
+    if not config.parse.enabled:
+        return []
+    from logpipe.pipeline import ParseStage  # noqa: PLC0415
+
+    cfg = config.parse
+    stage = ParseStage.resume(template_state_path(config), max_clusters=cfg.max_clusters,
+                              params=cfg.params)  # fmt: skip
+    return [stage]
 
 
 def _selector(config: Config) -> str:

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 __all__ = [
     "AckToken",
+    "Checkpoints",
     "Chunk",
     "CountsDrops",
     "DrainFn",
@@ -153,6 +154,16 @@ class CountsDrops(Protocol):
 
     def take_drops(self) -> dict[str, int]:
         """Drops by reason since the last call (and reset)."""
+
+
+@runtime_checkable
+class Checkpoints(Protocol):
+    """A stage whose state must be durable before the lines it has seen are acknowledged
+    (the parse stage's template ids). The runner calls :meth:`checkpoint` after the sinks
+    wrote a flush and before its acks, and retries it like a failing sink write."""
+
+    def checkpoint(self) -> None:
+        """Make the state durable (no-op when nothing changed); raise OSError on failure."""
 
 
 @runtime_checkable

@@ -27,14 +27,24 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TypeVar
 
 import pyarrow as pa
 
 from logpipe.errors import PipelineError
-from logpipe.pipeline.api import AckToken, Chunk, CountsDrops, Sink, Source, Stage
+from logpipe.pipeline.api import (
+    AckToken,
+    Checkpoints,
+    Chunk,
+    CountsDrops,
+    Sink,
+    Source,
+    Stage,
+    WriteResult,
+)
 from logpipe.pipeline.batching import Batcher, BatchLimits, Pending
 from logpipe.pipeline.health import Health
 from logpipe.pipeline.metrics import PipelineMetrics
@@ -47,6 +57,8 @@ log = logging.getLogger(__name__)
 _POLL_S = 0.2
 _MAX_BACKOFF_S = 5.0
 _COMMIT_RETRY_S = 1.0
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -376,6 +388,11 @@ class Pipeline:
             for sink in self.sinks:
                 self._write_with_retry(sink, item, table)
             acks.setdefault(item.source, []).append(item.token)
+        for stage in self.stages:  # what the stages learnt is durable before the acks
+            if isinstance(stage, Checkpoints):
+                name = getattr(stage, "name", type(stage).__name__)
+                counter = self.metrics.stage_errors.labels(name)
+                self._retrying(f"stage {name}", stage.checkpoint, counter.inc)
         for name, tokens in acks.items():
             self._by_name[name].ack(tokens)
         now = time.monotonic()
@@ -393,26 +410,12 @@ class Pipeline:
         a drain outlasts ``drain_timeout_s`` (then nothing is acked)."""
         span = (item.first, item.last) if item.idempotent else None
         data = table if table is not None else RAW_SCHEMA.empty_table()
-        backoff = 0.1
-        gave_up_at = None
-        while True:
-            try:
-                result = sink.write(item.key, data, span)
-            except Exception as exc:
-                self.metrics.sink_errors.labels(sink.name).inc()
-                self.health.problem(f"sink {sink.name}", str(exc))
-                log.warning(
-                    "sink %s: write failed (%s); retrying in %.1f s", sink.name, exc, backoff
-                )
-                if self._stopping.is_set():
-                    gave_up_at = gave_up_at or time.monotonic() + self.drain_timeout_s
-                    if time.monotonic() > gave_up_at or self._abort.is_set():
-                        raise PipelineError(f"sink {sink.name} kept failing: {exc}") from exc
-                time.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                continue
-            self.health.problem(f"sink {sink.name}", None)
-            break
+
+        def write() -> WriteResult:
+            return sink.write(item.key, data, span)
+
+        errors = self.metrics.sink_errors.labels(sink.name)
+        result = self._retrying(f"sink {sink.name}", write, errors.inc)
         self.metrics.lines_out.labels(item.source, sink.name).inc(result.lines)
         self.metrics.bytes_out.labels(item.source, sink.name).inc(result.bytes)
         if result.segments:
@@ -423,6 +426,29 @@ class Pipeline:
         if sink is self.sinks[0]:
             with self._stats_lock:
                 self.stats.lines_out += result.lines
+
+    def _retrying(self, part: str, call: Callable[[], _T], count_error: Callable[[], None]) -> _T:
+        """``call()`` until it works, backing off; ``part`` ("sink store") names the
+        failure on the health probe. Gives up only on abort or when a drain outlasts
+        ``drain_timeout_s`` (PipelineError; then nothing is acked)."""
+        backoff = 0.1
+        gave_up_at = None
+        while True:
+            try:
+                result = call()
+            except Exception as exc:
+                count_error()
+                self.health.problem(part, str(exc))
+                log.warning("%s: write failed (%s); retrying in %.1f s", part, exc, backoff)
+                if self._stopping.is_set():
+                    gave_up_at = gave_up_at or time.monotonic() + self.drain_timeout_s
+                    if time.monotonic() > gave_up_at or self._abort.is_set():
+                        raise PipelineError(f"{part} kept failing: {exc}") from exc
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                continue
+            self.health.problem(part, None)
+            return result
 
     # -- signals ------------------------------------------------------------------------
 

@@ -95,14 +95,8 @@ def test_embedded_default_tails_the_shipped_samples() -> None:
 
 def test_schema_is_json_schema_of_every_section() -> None:
     schema = Config.model_json_schema()
-    assert set(schema["properties"]) == {
-        "store",
-        "sources",
-        "pipeline",
-        "server",
-        "logging",
-        "detect",
-    }
+    sections = {"store", "sources", "pipeline", "parse", "server", "logging", "detect"}
+    assert set(schema["properties"]) == sections
     assert schema["additionalProperties"] is False
 
 
