@@ -37,12 +37,14 @@ __all__ = [
     "DetectConfig",
     "FilesSourceConfig",
     "KafkaAlertConfig",
+    "KafkaSinkSettings",
     "KafkaSourceSettings",
     "LoggingConfig",
     "MultilineConfig",
     "ParseConfig",
     "PipelineSettings",
     "ServerConfig",
+    "SinksConfig",
     "SourcesConfig",
     "StdinSourceConfig",
     "StoreConfig",
@@ -157,6 +159,20 @@ class SourcesConfig(_Section):
     kafka: list[KafkaSourceSettings] = Field(default_factory=list)
     files: list[FilesSourceConfig] = Field(default_factory=list)
     stdin: StdinSourceConfig | None = None
+
+
+class KafkaSinkSettings(_Section):
+    """Publish every parsed record as JSON to a Kafka topic (at-least-once)."""
+
+    name: str = "kafka-out"
+    bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
+    topic: str = Field(description="Output topic (records keyed by input topic/partition).")
+
+
+class SinksConfig(_Section):
+    """Where lines go besides the store (which always gets them)."""
+
+    kafka: list[KafkaSinkSettings] = Field(default_factory=list)
 
 
 class PipelineSettings(_Section):
@@ -312,6 +328,7 @@ class Config(_Section):
 
     store: StoreConfig = Field(default_factory=StoreConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     parse: ParseConfig = Field(default_factory=ParseConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -442,6 +459,10 @@ def parse_config(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         errors.append(("sources", f"source names must be unique: {dupes}"))
+    sinks = ["store", *(k.name for k in config.sinks.kafka)]
+    dupes = sorted({n for n in sinks if sinks.count(n) > 1})
+    if dupes:
+        errors.append(("sinks", f"sink names must be unique (the store is 'store'): {dupes}"))
     errors += _detect_errors(config.detect)
     if errors:
         raise ConfigError(source, errors)

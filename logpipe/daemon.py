@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from logpipe.detect.alert import AlertSink
     from logpipe.detect.loading import Loader
     from logpipe.detect.stage import DetectStage
-    from logpipe.pipeline import Pipeline, PipelineMetrics, Source, Stage
+    from logpipe.pipeline import Pipeline, PipelineMetrics, Sink, Source, Stage
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
 
@@ -48,6 +48,7 @@ __all__ = [
     "Daemon",
     "build_detect_stage",
     "build_pipeline",
+    "build_sinks",
     "build_sources",
     "build_stages",
     "next_steps",
@@ -213,10 +214,24 @@ def build_pipeline(
     p = config.pipeline
     limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
                          max_age_s=p.max_batch_age_secs)  # fmt: skip
-    sink = StoreSink(store, config.store.tenant)
+    sinks: list[Sink] = [StoreSink(store, config.store.tenant)]
+    sinks += build_sinks(config)
     stages = build_stages(config) + ([detect] if detect is not None else [])
-    return Pipeline(sources, stages, [sink], limits=limits, queue_chunks=p.queue_chunks,
+    return Pipeline(sources, stages, sinks, limits=limits, queue_chunks=p.queue_chunks,
                     drain_timeout_s=p.drain_timeout_secs, metrics=metrics)  # fmt: skip
+
+
+def build_sinks(config: Config) -> list[Sink]:
+    """The configured sinks besides the store (Kafka's client imported only when used)."""
+    if not config.sinks.kafka:
+        return []
+    from logpipe.connectors.kafka import KafkaSink  # noqa: PLC0415
+
+    out: list[Sink] = []
+    for cfg in config.sinks.kafka:
+        sink: Sink = KafkaSink(cfg.bootstrap, cfg.topic, name=cfg.name)
+        out.append(sink)
+    return out
 
 
 def template_state_path(config: Config) -> Path:

@@ -95,7 +95,7 @@ def test_embedded_default_tails_the_shipped_samples() -> None:
 
 def test_schema_is_json_schema_of_every_section() -> None:
     schema = Config.model_json_schema()
-    sections = {"store", "sources", "pipeline", "parse", "server", "logging", "detect"}
+    sections = {"store", "sources", "sinks", "pipeline", "parse", "server", "logging", "detect"}
     assert set(schema["properties"]) == sections
     assert schema["additionalProperties"] is False
 
@@ -146,3 +146,11 @@ def test_config_check_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_config_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "Config"
+
+
+def test_sink_names_must_be_unique_and_not_the_stores() -> None:
+    bad = '[[sinks.kafka]]\nname = "store"\nbootstrap = "x:1"\ntopic = "t"\n'
+    with pytest.raises(ConfigError, match="sink names must be unique"):
+        parse_config(bad, environ={})
+    ok = parse_config('[[sinks.kafka]]\nbootstrap = "x:1"\ntopic = "out"\n', environ={})
+    assert ok.sinks.kafka[0].name == "kafka-out"
