@@ -208,6 +208,14 @@ class ServerConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=3100, ge=0, le=65535)
+    push_queue_bytes: int = Field(
+        default=64 << 20,
+        gt=0,
+        description="Line bytes of pushes waiting for the pipeline before new ones get 429.",
+    )
+    push_timeout_secs: float = Field(
+        default=30.0, gt=0, description="A queued push not taken by then is refused (503)."
+    )
 
 
 class LoggingConfig(_Section):
@@ -455,10 +463,12 @@ def parse_config(
             env_var = origin.get(where)
             errors.append((where, f"{message} (from {env_var})" if env_var else message))
         raise ConfigError(source, errors) from None
-    names = config.source_names()
+    names = config.source_names() + (["push"] if config.server.enabled else [])
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        errors.append(("sources", f"source names must be unique: {dupes}"))
+        errors.append(
+            ("sources", f"source names must be unique (pushes to the API are 'push'): {dupes}")
+        )
     sinks = ["store", *(k.name for k in config.sinks.kafka)]
     dupes = sorted({n for n in sinks if sinks.count(n) > 1})
     if dupes:

@@ -1,8 +1,9 @@
 """``logpipe serve``: the pipeline and the Loki API in one process, built from a :class:`Config`.
 
-Shape: sources → :class:`~logpipe.pipeline.Pipeline` → :class:`StoreSink` on the pipeline's
-threads; uvicorn on a background thread serving the same store (queries see what the
-pipeline wrote as soon as a flush returns); an optional retention thread. ``/ready`` and
+Shape: sources (the configured ones, plus pushes to the API) → the parse stage (template
+ids) → :class:`StoreSink` (and any configured Kafka sink) on the pipeline's threads; uvicorn
+on a background thread serving the same store (queries see what the pipeline wrote as soon
+as a flush returns); an optional retention thread. ``/ready`` and
 ``/live`` answer from the pipeline's :class:`Health`, and ``/metrics`` serves the
 pipeline's and the API's metrics from one registry.
 
@@ -17,7 +18,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from logpipe.detect.loading import Loader
     from logpipe.detect.stage import DetectStage
     from logpipe.pipeline import Pipeline, PipelineMetrics, Sink, Source, Stage
+    from logpipe.server.pushqueue import PushTarget
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
 
@@ -198,19 +200,24 @@ def build_detect_stage(
 
 
 def build_pipeline(
-    config: Config, store: Store, *, detectors: Mapping[str, Loader] | None = None
+    config: Config,
+    store: Store,
+    extra_sources: Sequence[Source] = (),
+    *,
+    detectors: Mapping[str, Loader] | None = None,
 ) -> Pipeline | None:
-    """The pipeline of ``config`` writing into ``store`` (None: no sources, API only);
-    with ``[detect]`` enabled, the detection stage runs on every batch before the store."""
+    """The pipeline of ``config`` writing into ``store``, with ``extra_sources`` (the push
+    source) besides the configured ones (None: no source at all); with ``[detect]``
+    enabled, the detection stage runs on every batch after the parse stage."""
     from logpipe.pipeline import BatchLimits, Pipeline, PipelineMetrics, StoreSink  # noqa: PLC0415
 
-    if not config.source_names():
+    if not config.source_names() and not extra_sources:
         if config.detect.enabled:
             log.warning("detect: enabled, but no sources are configured: nothing to score")
         return None
     metrics = PipelineMetrics()
     detect = build_detect_stage(config, metrics, detectors=detectors)  # fails before sources
-    sources = build_sources(config)
+    sources = build_sources(config) + list(extra_sources)
     p = config.pipeline
     limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
                          max_age_s=p.max_batch_age_secs)  # fmt: skip
@@ -299,7 +306,15 @@ class Daemon:
         self.config = config
         Path(config.store.root).mkdir(parents=True, exist_ok=True)
         self.store = Store(config.store.root, segment_bytes=config.store.segment_bytes)
-        self.pipeline = build_pipeline(config, self.store)
+        self.push: PushTarget | None = None
+        extra: list[Source] = []
+        if config.server.enabled:  # pushes to the API go through the pipeline
+            from logpipe.connectors.push import PushSource  # noqa: PLC0415
+
+            push = PushSource(max_queued_bytes=config.server.push_queue_bytes)
+            self.push = push
+            extra.append(push)
+        self.pipeline = build_pipeline(config, self.store, extra)
         self._stop = threading.Event()
         self.url: str | None = None
 
@@ -350,7 +365,8 @@ class Daemon:
 
         p = self.pipeline
         metrics = ServerMetrics.create(p.metrics.registry if p is not None else None)
-        app = create_app(self.store, metrics=metrics, health=p.health if p else None)
+        app = create_app(self.store, metrics=metrics, health=p.health if p else None,
+                         push=self.push, push_timeout_s=cfg.push_timeout_secs)  # fmt: skip
         try:
             server = BackgroundServer(app, cfg.host, cfg.port)
         except OSError as exc:

@@ -75,7 +75,12 @@ def test_env_override_errors_name_the_variable() -> None:
 
 def test_source_names_must_be_unique() -> None:
     text = '[[sources.files]]\npaths = ["a"]\n[[sources.files]]\npaths = ["b"]\n'
-    assert errors_of(text) == [("sources", "source names must be unique: ['files']")]
+    unique = "source names must be unique (pushes to the API are 'push')"
+    assert errors_of(text) == [("sources", f"{unique}: ['files']")]
+    # "push" is taken while the API (and so pushes) is on
+    text = '[[sources.files]]\nname = "push"\npaths = ["a"]\n'
+    assert errors_of(text) == [("sources", f"{unique}: ['push']")]
+    assert parse_config(text + "[server]\nenabled = false\n", environ={}).sources.files
 
 
 def test_label_names_are_checked() -> None:
