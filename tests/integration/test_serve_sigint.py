@@ -21,9 +21,9 @@ from tests.serverutil import http
 T0 = 1_700_000_000
 
 
-def _append(path: Path, first: int, count: int) -> None:
+def _append(path: Path, first: int, n: int) -> None:
     with path.open("a") as f:
-        f.writelines(f"2023-11-14T22:13:20Z INFO request {i}\n" for i in range(first, first + count))
+        f.writelines(f"2023-11-14T22:13:20Z INFO request {i}\n" for i in range(first, first + n))
 
 
 def test_serve_drains_and_exits_0_on_sigint(tmp_path: Path) -> None:
