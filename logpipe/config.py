@@ -96,26 +96,38 @@ class MultilineConfig(_Section):
         default=_JAVA_CONTINUATION, description="Regex of continuations."
     )
     start: str | None = Field(default=None, description="Regex of entry starts (others continue).")
-    max_lines: int = Field(default=500, gt=0)
-    max_bytes: int = Field(default=1 << 20, gt=0)
-    flush_after_secs: float = Field(default=1.0, gt=0)
+    max_lines: int = Field(default=500, gt=0, description="Most lines joined into one entry.")
+    max_bytes: int = Field(default=1 << 20, gt=0, description="Most bytes of one joined entry.")
+    flush_after_secs: float = Field(
+        default=1.0, gt=0, description="An entry waiting this long for continuations is sent."
+    )
 
 
 class FilesSourceConfig(_Section):
     """Tail files matching globs, with rotation handling and checkpoints."""
 
-    name: str = "files"
+    name: str = Field(default="files", description="Source name (metrics, checkpoint file).")
     paths: list[str] = Field(min_length=1, description="Globs, re-expanded every rescan.")
-    labels: dict[str, str] = Field(default_factory=dict)
-    filename_label: str | None = "filename"
-    multiline: MultilineConfig | None = None
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels of every line.")
+    filename_label: str | None = Field(
+        default="filename", description="Label holding the file's path (none: no such label)."
+    )
+    multiline: MultilineConfig | None = Field(
+        default=None, description="Join continuation lines (stack traces) into one entry."
+    )
     checkpoint: str | None = Field(
         default=None,
         description="Checkpoint file (default: <store.root>/_checkpoints/<name>.json).",
     )
-    start_at: Literal["beginning", "end"] = "beginning"
-    rescan_secs: float = Field(default=1.0, gt=0)
-    max_line_bytes: int = Field(default=1 << 20, gt=0)
+    start_at: Literal["beginning", "end"] = Field(
+        default="beginning", description="Where a file without a checkpoint is read from."
+    )
+    rescan_secs: float = Field(
+        default=1.0, gt=0, description="How often globs are expanded and files polled."
+    )
+    max_line_bytes: int = Field(
+        default=1 << 20, gt=0, description="Longer lines are cut to this and counted."
+    )
 
     @field_validator("labels")
     @classmethod
@@ -126,17 +138,26 @@ class FilesSourceConfig(_Section):
 class KafkaSourceSettings(_Section):
     """Consume topics with a consumer group (at-least-once, no duplicates in the store)."""
 
-    name: str = "kafka"
+    name: str = Field(default="kafka", description="Source name (metrics, logs).")
     bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
-    topics: list[str] = Field(min_length=1)
+    topics: list[str] = Field(min_length=1, description="Topics to consume.")
     group: str = Field(
         default="logpipe", description="Consumer group id: daemons sharing it split work."
     )
-    labels: dict[str, str] = Field(default_factory=dict)
-    topic_label: str | None = "topic"
-    payload: Literal["auto", "json", "text"] = "auto"
-    max_line_bytes: int = Field(default=1 << 20, gt=0)
-    session_timeout_secs: float = Field(default=10.0, gt=0)
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels of every line.")
+    topic_label: str | None = Field(
+        default="topic", description="Label holding the topic (none: no such label)."
+    )
+    payload: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description='JSON envelopes {"line", "ts", "labels"}, plain text, or auto-detect.',
+    )
+    max_line_bytes: int = Field(
+        default=1 << 20, gt=0, description="Longer lines are cut to this and counted."
+    )
+    session_timeout_secs: float = Field(
+        default=10.0, gt=0, description="Consumer group session timeout (failover time)."
+    )
     max_poll_records: int = Field(
         default=20_000, gt=0, description="Most records one poll hands the pipeline."
     )
@@ -151,11 +172,15 @@ class KafkaSourceSettings(_Section):
 class StdinSourceConfig(_Section):
     """Read lines from standard input (``some-app | logpipe serve``)."""
 
-    name: str = "stdin"
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(default="stdin", description="Source name (metrics, logs).")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description='Labels of every line (none: {source="stdin"}).'
+    )
 
 
 class SourcesConfig(_Section):
+    """Where lines come from (pushes to the API come too while the server is on)."""
+
     kafka: list[KafkaSourceSettings] = Field(default_factory=list)
     files: list[FilesSourceConfig] = Field(default_factory=list)
     stdin: StdinSourceConfig | None = None
@@ -164,7 +189,7 @@ class SourcesConfig(_Section):
 class KafkaSinkSettings(_Section):
     """Publish every parsed record as JSON to a Kafka topic (at-least-once)."""
 
-    name: str = "kafka-out"
+    name: str = Field(default="kafka-out", description="Sink name (metrics, logs).")
     bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
     topic: str = Field(description="Output topic (records keyed by input topic/partition).")
 
@@ -178,13 +203,17 @@ class SinksConfig(_Section):
 class PipelineSettings(_Section):
     """Batching (flush whichever limit comes first) and the backpressure queue."""
 
-    max_batch_lines: int = Field(default=50_000, gt=0)
-    max_batch_bytes: int = Field(default=16 << 20, gt=0)
-    max_batch_age_secs: float = Field(default=1.0, gt=0)
+    max_batch_lines: int = Field(default=50_000, gt=0, description="Flush at this many lines.")
+    max_batch_bytes: int = Field(default=16 << 20, gt=0, description="Flush at this many bytes.")
+    max_batch_age_secs: float = Field(
+        default=1.0, gt=0, description="Flush when the oldest line waited this long."
+    )
     queue_chunks: int = Field(
         default=64, gt=0, description="Chunks in flight before sources block."
     )
-    drain_timeout_secs: float = Field(default=30.0, gt=0)
+    drain_timeout_secs: float = Field(
+        default=30.0, gt=0, description="At stop, how long a failing sink may hold the drain."
+    )
 
 
 class ParseConfig(_Section):
@@ -205,9 +234,9 @@ class ParseConfig(_Section):
 class ServerConfig(_Section):
     """The Loki-compatible HTTP API (plus /ready, /live, /metrics)."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(default=3100, ge=0, le=65535)
+    enabled: bool = Field(default=True, description="Serve the API (and take pushes).")
+    host: str = Field(default="127.0.0.1", description="Listen address (0.0.0.0: all).")
+    port: int = Field(default=3100, ge=0, le=65535, description="Listen port (0: any free).")
     push_queue_bytes: int = Field(
         default=64 << 20,
         gt=0,
@@ -219,8 +248,14 @@ class ServerConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    format: Literal["json", "text"] = "json"
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    """The daemon's own log, on standard error."""
+
+    format: Literal["json", "text"] = Field(
+        default="json", description="One JSON object per line, or plain text."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severe level logged."
+    )
 
 
 class _HttpAlertSettings(_Section):
