@@ -13,6 +13,7 @@ synthetic HDFS-like lines otherwise. ``python -m benchmarks.streaming [--quick] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,22 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from logpipe.connectors.kafka import KafkaSource, KafkaSourceConfig
 
-from benchmarks.common import RESULTS_MD, default_data_dir, md_table, replace_section, run_info
+from benchmarks.common import (
+    RESULTS_MD,
+    RunInfo,
+    default_data_dir,
+    md_table,
+    replace_section,
+    run_info,
+)
+from benchmarks.soak import run_soak
 from logpipe.pipeline import BatchLimits, ParseStage, Pipeline, StoreSink
 from logpipe.store import Store
 
 SECTION_BEGIN = "<!-- benchmark:streaming:begin -->"
 SECTION_END = "<!-- benchmark:streaming:end -->"
+SOAK_BEGIN = "<!-- benchmark:streaming-soak:begin -->"
+SOAK_END = "<!-- benchmark:streaming-soak:end -->"
 PARTITIONS = 4
 FETCH = {"max_poll_records": 20_000, "fetch_max_bytes": 64 << 20}
 
@@ -127,6 +139,71 @@ def _ours(bootstrap: str, topic: str, n: int, store_dir: Path, *, parse: bool) -
     return elapsed, stored
 
 
+@contextlib.contextmanager
+def _broker() -> Iterator[tuple[Path, str]]:
+    """A noida-db broker on a free loopback port: (a temp dir, its bootstrap address)."""
+    noida = _noida()
+    with tempfile.TemporaryDirectory(prefix="logpipe-stream-") as tmp:
+        data_dir, port = Path(tmp) / "broker", _free_port()
+        up = [noida, "up", "--only", "kafka", "--host", "127.0.0.1"]
+        up += ["--kafka-port", str(port), "--data-dir", str(data_dir)]
+        subprocess.run(up, check=True, capture_output=True)
+        try:
+            yield Path(tmp), f"127.0.0.1:{port}"
+        finally:
+            down = [noida, "down", "--data-dir", str(data_dir)]
+            subprocess.run(down, check=True, capture_output=True)
+
+
+def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> int:
+    with _broker() as (tmp, bootstrap):
+        result = run_soak(bootstrap, lines, secs=args.soak_secs, rate=args.soak_rate,
+                          workdir=tmp, port=_free_port())  # fmt: skip
+    w = result.window_s
+    print(f"soak                  {result.secs:.0f} s at {result.rate:,} lines/s "
+          f"({result.produced:,} produced, {result.stored:,} stored)")  # fmt: skip
+    print(f"daemon RSS            first {w:.0f} s {result.first_mib:.1f} MiB, "
+          f"last {w:.0f} s {result.last_mib:.1f} MiB, peak {result.peak_mib:.1f} MiB")  # fmt: skip
+    print(f"slope after warm-up   {result.slope_mib_per_min:+.3f} MiB/min "
+          f"({result.samples} samples)")  # fmt: skip
+    if result.stored < result.produced:
+        raise SystemExit(f"stored {result.stored} of {result.produced} lines")
+    if args.write_results:
+        header = ["seconds", "lines/s", "lines stored", "RSS first min", "RSS last min",
+                  "RSS peak", "slope after the first min"]  # fmt: skip
+        row = [
+            f"{result.secs:.0f}",
+            f"{result.rate:,}",
+            f"{result.stored:,}",
+            f"{result.first_mib:.1f} MiB",
+            f"{result.last_mib:.1f} MiB",
+            f"{result.peak_mib:.1f} MiB",
+            f"{result.slope_mib_per_min:+.3f} MiB/min",
+        ]
+        section = "\n".join([
+            SOAK_BEGIN,
+            "### Streaming soak: the daemon's memory under a steady load",
+            "",
+            f"Produced by `python -m benchmarks.streaming --soak-secs {result.secs:.0f}` on "
+            f"{info.date}, commit `{info.commit}`; machine: {info.cpu}, {info.cores} cores "
+            f"(shared with other work while it ran); Python {info.python}.",
+            "",
+            "`logpipe serve` (Kafka source, parse stage on, store) as its own process; a "
+            "producer sends HDFS lines at a fixed rate; the daemon's RSS is read from "
+            "/proc every 5 s. First/last: mean of the first and last minute; the slope is a "
+            "least-squares fit after the first minute.",
+            "",
+            md_table(header, [row]),
+            "",
+            SOAK_END,
+        ])  # fmt: skip
+        replace_section(RESULTS_MD, section, SOAK_BEGIN, SOAK_END)
+        print(f"wrote {RESULTS_MD}")
+    if args.json:
+        print(json.dumps({"run": info.as_json(), **result.as_json()}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.streaming", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100k lines instead of 500k")
@@ -134,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument(
         "--no-parse", action="store_true", help="without the parse stage (template mining)"
+    )
+    parser.add_argument(
+        "--soak-secs",
+        type=float,
+        default=None,
+        help="instead: run `logpipe serve` this long under a steady load, sampling its RSS",
+    )
+    parser.add_argument(
+        "--soak-rate", type=int, default=5000, help="lines/s produced during the soak"
     )
     parser.add_argument(
         "--write-results",
@@ -146,21 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     info = run_info(args.quick)
     n = args.lines or (100_000 if args.quick else 500_000)
     lines = _lines(n)
-    noida = _noida()
-    with tempfile.TemporaryDirectory(prefix="logpipe-stream-") as tmp:
-        data_dir, port = Path(tmp) / "broker", _free_port()
-        bootstrap = f"127.0.0.1:{port}"
-        up = [noida, "up", "--only", "kafka", "--host", "127.0.0.1"]
-        up += ["--kafka-port", str(port), "--data-dir", str(data_dir)]
-        subprocess.run(up, check=True, capture_output=True)
-        try:
-            produce_s = _produce(bootstrap, "bench", lines)
-            bare_s = _bare(bootstrap, "bench", n)
-            store_dir = Path(tmp) / "store"
-            ours_s, stored = _ours(bootstrap, "bench", n, store_dir, parse=not args.no_parse)
-        finally:
-            down = [noida, "down", "--data-dir", str(data_dir)]
-            subprocess.run(down, check=True, capture_output=True)
+    if args.soak_secs is not None:
+        return _soak_main(args, info, lines)
+    with _broker() as (tmp, bootstrap):
+        produce_s = _produce(bootstrap, "bench", lines)
+        bare_s = _bare(bootstrap, "bench", n)
+        store_dir = tmp / "store"
+        ours_s, stored = _ours(bootstrap, "bench", n, store_dir, parse=not args.no_parse)
     if stored != n:
         raise SystemExit(f"stored {stored} lines, produced {n}")
     raw_mb = sum(map(len, lines)) / 1e6
