@@ -7,8 +7,10 @@ queues; the parts own only their own I/O.
 
 Threads: a source's :meth:`Source.poll`, :meth:`Source.commit` and :meth:`Source.close`
 run on that source's own thread (a Kafka consumer is not thread-safe); :meth:`Source.ack`
-is called from the writer thread and must only record what to commit. Stages and sinks
-run on the writer thread.
+is called from the writer thread and must only record what to commit. Stages run on the
+stage thread, one chunk at a time in order (``flush``/``close`` too); sinks and
+:meth:`Checkpoints.checkpoint` run on the writer thread, so a checkpointing stage guards
+its state against its own ``process``.
 """
 
 from __future__ import annotations

@@ -15,10 +15,14 @@ The miner is bounded (``max_clusters``, least recently used evicted; long lines 
 **Template ids survive restarts.** The miner's state is a JSON file (by default
 ``<store root>/_checkpoints/templates.json``). :meth:`ParseStage.checkpoint` writes it
 (temp file, fsync, rename) whenever a template changed; the runner calls it after the
-sinks wrote a flush and *before* acknowledging it, so the saved state always covers every
-line whose position was committed. A restart, even after kill -9, loads it and gives the
-same lines the same ids; lines read again after a crash are mined again on that state. A
-state that cannot be written (a full disk) holds the flush like a failing sink does.
+sinks wrote a flush and *before* acknowledging it, so the saved state covers every line
+whose position was committed (and maybe lines the stage thread has mined since, which is
+harmless: mining a line again on a state that has seen it gives it the same id). A
+restart, even after kill -9, loads it and gives the same lines the same ids. A state that
+cannot be written (a full disk) holds the flush like a failing sink does.
+
+Threads: :meth:`process` runs on the pipeline's stage thread and :meth:`checkpoint` on
+its writer thread; a lock keeps the miner consistent between them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,6 +78,7 @@ class ParseStage:
             StoreFiles(self.state_path.parent, None) if self.state_path is not None else None
         )
         self._saved_revision = self.miner.revision
+        self._lock = threading.Lock()
 
     @classmethod
     def resume(
@@ -101,10 +107,12 @@ class ParseStage:
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         content = decode_lines(batch.column("line")).content
-        ids = self.miner.add_batch(content)
-        distinct = pc.dictionary_encode(ids)
-        cluster_ids = distinct.dictionary.to_pylist()
-        texts = [self._template(cid) for cid in cluster_ids]
+        masked = self.miner.premasked(content)  # kernels only: outside the lock
+        with self._lock:
+            ids = self.miner.add_batch(content, premasked=masked)
+            distinct = pc.dictionary_encode(ids)
+            cluster_ids = distinct.dictionary.to_pylist()
+            texts = [self._template(cid) for cid in cluster_ids]
         template = pa.DictionaryArray.from_arrays(
             distinct.indices.cast(pa.int32()), pa.array(texts, pa.string())
         )
@@ -130,7 +138,9 @@ class ParseStage:
     def checkpoint(self) -> None:
         """Make the state durable if a template changed since the last save (the runner
         calls this before acknowledging what the stage has seen)."""
-        if self.miner.revision != self._saved_revision:
+        with self._lock:
+            changed = self.miner.revision != self._saved_revision
+        if changed:
             self._save()
 
     def flush(self) -> None:
@@ -147,7 +157,8 @@ class ParseStage:
     def _save(self) -> None:
         if self._files is None or self.state_path is None:
             return
-        revision = self.miner.revision
-        data = json.dumps(self.miner.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        with self._lock:  # the state refers to live clusters: serialise it under the lock
+            revision = self.miner.revision
+            data = json.dumps(self.miner.to_dict(), ensure_ascii=False, separators=(",", ":"))
         self._files.write_atomic(self.state_path.name, data.encode("utf-8"))
         self._saved_revision = revision

@@ -2,15 +2,19 @@
 
 Threads and data flow::
 
-    source thread (one per source) ──put──> bounded queue ──get──> writer thread
-      poll → chunks                         (backpressure:         stages per chunk,
-      commit what was acked                  put blocks when full)  batcher, sinks, acks
+    source thread (one per source) ──> bounded queue ──> stage thread ──> bounded queue
+      poll → chunks                    (backpressure:    stages per chunk,      │
+      commit what was acked             put blocks)      in order               v
+                                                                          writer thread
+                                                              batcher, sinks, checkpoints, acks
 
 Why this shape: a source blocked on a full queue stops polling, so a slow disk slows
 consumption instead of growing memory. One writer thread keeps each key's writes in
 order, which the store's offset ranges need. A source commits only what the writer has
 acked, and the writer acks only after every sink's write returned: offsets never run
-ahead of durable data.
+ahead of durable data. The stages get a thread of their own (when there are any) because
+their work (the parse stage's regex kernels) releases the GIL and so overlaps the writer's
+store work on another core; one thread keeps them in order.
 
 Stopping (:meth:`Pipeline.stop`, or SIGTERM/SIGINT under :meth:`Pipeline.run`): sources
 stop polling, each waits until the writer has written and acked everything it emitted
@@ -125,6 +129,11 @@ class Pipeline:
         self.stats = PipelineStats()
         self.error: BaseException | None = None
         self._queue: queue.Queue[Chunk | _Barrier | _End] = queue.Queue(queue_chunks)
+        # stage thread -> writer (the same queue when there are no stages)
+        self._staged_q: queue.Queue[Chunk | _Barrier | _End] = (
+            queue.Queue(queue_chunks) if self.stages else self._queue
+        )
+        self._stager: threading.Thread | None = None
         self._by_name = {s.name: s for s in self.sources}
         self._stopping = threading.Event()
         self._abort = threading.Event()
@@ -144,6 +153,9 @@ class Pipeline:
         self.metrics.live.set(1)
         self._writer = threading.Thread(target=self._write_loop, name="logpipe-writer")
         self._writer.start()
+        if self.stages:
+            self._stager = threading.Thread(target=self._stage_loop, name="logpipe-stages")
+            self._stager.start()
         for source in self.sources:
             self.health.problem(f"source {source.name}", "connecting")
             t = threading.Thread(
@@ -258,12 +270,15 @@ class Pipeline:
         so a stalled pipeline (a full disk) shows a growing lag instead of the last one.
         """
         next_lag = time.monotonic() + 1.0
+        consumer = self._stager or self._writer
         while True:
             try:
                 self._queue.put(item, timeout=_POLL_S)
             except queue.Full:
-                if self._writer is None or not self._writer.is_alive():
-                    raise PipelineError("the writer thread is gone") from None
+                if consumer is None or not consumer.is_alive():
+                    raise PipelineError(
+                        f"the {consumer and consumer.name} thread is gone"
+                    ) from None
                 if lag_of is not None and time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + 1.0
                     self._report_lag(lag_of)
@@ -288,12 +303,68 @@ class Pipeline:
             self._put(_End())
         except PipelineError:
             log.warning("writer is gone; nothing left to flush")
+        if self._stager is not None:
+            self._stager.join()
         if self._writer is not None:
             self._writer.join()
         self.health.set_live(False)
         self.metrics.live.set(0)
         self.metrics.ready.set(0)
         self._done.set()
+
+    # -- stages -------------------------------------------------------------------------
+
+    def _stage_loop(self) -> None:
+        """Run every chunk through the stages, in order, and hand it to the writer."""
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if self._writer is None or not self._writer.is_alive():
+                        raise PipelineError("the writer thread is gone") from None
+                    continue
+                self.metrics.queue_depth.set(self._queue.qsize())
+                if isinstance(item, Chunk):
+                    item = self._staged(item)
+                elif isinstance(item, _End):
+                    for stage in self.stages:
+                        stage.flush()
+                self._put_staged(item)
+                if isinstance(item, _End):
+                    return
+        except BaseException as exc:
+            log.exception("stage thread failed; stopping the pipeline")
+            self.error = self.error or exc
+            self._stopping.set()
+            self._abort.set()
+            with contextlib.suppress(PipelineError):
+                self._put_staged(_End())  # the writer flushes what it holds and exits
+            self._unblock(self._queue, self._threads)
+
+    def _put_staged(self, item: Chunk | _Barrier | _End) -> None:
+        while True:
+            try:
+                self._staged_q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if self._writer is None or not self._writer.is_alive():
+                    raise PipelineError("the writer thread is gone") from None
+
+    def _unblock(
+        self, q: queue.Queue[Chunk | _Barrier | _End], producers: Sequence[threading.Thread]
+    ) -> None:
+        """After a failure: empty ``q`` so its producers, blocked on a full queue, notice
+        the stop, until they are gone or the end marker comes."""
+        while True:
+            try:
+                item = q.get(timeout=_POLL_S)
+            except queue.Empty:
+                if all(not t.is_alive() for t in producers):
+                    return
+                continue
+            if isinstance(item, _End):
+                return
 
     # -- writer -------------------------------------------------------------------------
 
@@ -305,15 +376,8 @@ class Pipeline:
             self.error = self.error or exc
             self._stopping.set()
             self._abort.set()
-            while True:  # unblock sources waiting on a full queue until they notice
-                try:
-                    item = self._queue.get(timeout=_POLL_S)
-                except queue.Empty:
-                    if all(not t.is_alive() for t in self._threads):
-                        break
-                    continue
-                if isinstance(item, _End):
-                    break
+            producers = [self._stager] if self._stager is not None else self._threads
+            self._unblock(self._staged_q, producers)
         finally:
             for stage in self.stages:
                 with contextlib.suppress(Exception):
@@ -329,22 +393,21 @@ class Pipeline:
             self._update_ready()
             wait = self.batcher.wait_s()
             try:
-                item = self._queue.get(timeout=_POLL_S if wait is None else min(wait, _POLL_S))
+                item = self._staged_q.get(timeout=_POLL_S if wait is None else min(wait, _POLL_S))
             except queue.Empty:
                 if self.batcher.due():
                     self._flush()
                 continue
-            self.metrics.queue_depth.set(self._queue.qsize())
+            if self._stager is None:
+                self.metrics.queue_depth.set(self._queue.qsize())
             if isinstance(item, _End):
                 self._flush()
-                for stage in self.stages:
-                    stage.flush()
                 return
             if isinstance(item, _Barrier):
                 self._flush()
                 item.done.set()
                 continue
-            self.batcher.add(self._staged(item))
+            self.batcher.add(item if self._stager is not None else self._staged(item))
             if self.batcher.due():
                 self._flush()
 

@@ -334,3 +334,27 @@ def test_pipeline_rejects_bad_wiring() -> None:
         Pipeline([FakeSource(1)], [], [])
     with pytest.raises(PipelineError, match="unique"):
         Pipeline([FakeSource(1), FakeSource(1)], [], [FakeSink()])
+
+
+class FailsAtFlush:
+    """A stage whose flush (at the end of the stream) raises: a bug in a stage."""
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return batch
+
+    def flush(self) -> None:
+        raise RuntimeError("flush bug")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_stage_thread_stops_the_pipeline_without_hanging() -> None:
+    source, sink = FakeSource(30, per_chunk=10), FakeSink()
+    pipe = Pipeline([source], [FailsAtFlush()], [sink], limits=BatchLimits(max_age_s=0.01))
+    pipe.start()
+    _run_until(pipe, lambda: sum(map(len, sink.lines.values())) == 30)
+    pipe.stop()
+    assert pipe.join(10)
+    assert isinstance(pipe.error, RuntimeError) and "flush bug" in str(pipe.error)
+    assert source.committed == {("t", 0): 30}  # what was written before is committed
