@@ -1,10 +1,14 @@
 """Streaming throughput: Kafka → pipeline → store (committed) beside a bare consumer.
 
 Why this baseline: kafka-python's own consumer loop is the ceiling for any Python
-pipeline on it; the ratio says how much of that our decode, batching, archive writes
-(segments fsync'd, manifest replaced) and offset commits cost. Both read the same topic
-from the same local broker (``noida-db``, DESIGN.md §5) in the same run, with the same
-fetch settings, each in its own consumer group.
+pipeline on it; the ratio says how much of that our decode, parse stage, batching, archive
+writes (segments fsync'd, manifest replaced) and offset commits cost. All read the same
+topic from the same local broker (``noida-db``, DESIGN.md §5) in the same run, with the
+same fetch settings, each in its own consumer group: the bare consumer, the pipeline
+without the parse stage (unless ``--no-parse``... is given, which skips that run) and the
+pipeline as ``logpipe serve`` runs it, parse stage on. CPU seconds (all threads of this
+process) per line are reported beside the rates: on a shared machine they say what a run
+cost when the wall clock is disturbed.
 
 Lines come from ``raw/HDFS_20000.log`` of the shared data when present (repeated),
 synthetic HDFS-like lines otherwise. ``python -m benchmarks.streaming [--quick] [--json]``.
@@ -109,11 +113,14 @@ def _bare(bootstrap: str, topic: str, n: int) -> float:
     return elapsed
 
 
-def _ours(bootstrap: str, topic: str, n: int, store_dir: Path, *, parse: bool) -> tuple[float, int]:
+def _ours(
+    bootstrap: str, topic: str, n: int, store_dir: Path, *, parse: bool
+) -> tuple[float, float, int]:
+    """Seconds and CPU seconds (all threads) to store and commit ``n`` lines; lines stored."""
     config = KafkaSourceConfig(
         bootstrap_servers=bootstrap,
         topics=[topic],
-        group_id="bench-logpipe",
+        group_id=f"bench-logpipe-{'parse' if parse else 'raw'}",
         labels={"app": "hdfs"},
         payload="text",
         options=FETCH,
@@ -126,17 +133,17 @@ def _ours(bootstrap: str, topic: str, n: int, store_dir: Path, *, parse: bool) -
         [StoreSink(store)],
         limits=BatchLimits(max_lines=100_000, max_age_s=1.0),
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pipe.start()
     while pipe.stats.lines_out < n and pipe.error is None:
         time.sleep(0.01)
     pipe.stop()  # drain: every offset committed before join returns
     pipe.join()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     if pipe.error is not None:
         raise SystemExit(f"pipeline failed: {pipe.error}")
     stored = store.stats("fake").entries
-    return elapsed, stored
+    return elapsed, cpu, stored
 
 
 @contextlib.contextmanager
@@ -210,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument(
-        "--no-parse", action="store_true", help="without the parse stage (template mining)"
+        "--no-parse",
+        action="store_true",
+        help="skip the extra run without the parse stage",
     )
     parser.add_argument(
         "--soak-secs",
@@ -236,11 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         return _soak_main(args, info, lines)
     with _broker() as (tmp, bootstrap):
         produce_s = _produce(bootstrap, "bench", lines)
+        c0 = time.process_time()
         bare_s = _bare(bootstrap, "bench", n)
-        store_dir = tmp / "store"
-        ours_s, stored = _ours(bootstrap, "bench", n, store_dir, parse=not args.no_parse)
-    if stored != n:
-        raise SystemExit(f"stored {stored} lines, produced {n}")
+        bare_cpu = time.process_time() - c0
+        raw = None if args.no_parse else _ours(bootstrap, "bench", n, tmp / "raw", parse=False)
+        ours_s, ours_cpu, stored = _ours(bootstrap, "bench", n, tmp / "store", parse=True)
+    for got in (stored, *([raw[2]] if raw else [])):
+        if got != n:
+            raise SystemExit(f"stored {got} lines, produced {n}")
     raw_mb = sum(map(len, lines)) / 1e6
     figures: dict[str, Any] = {
         "lines": n,
@@ -250,34 +262,44 @@ def main(argv: list[str] | None = None) -> int:
         "logpipe_lines_per_s": round(n / ours_s),
         "logpipe_mb_per_s": round(raw_mb / ours_s, 1),
         "ratio_vs_bare": round(bare_s / ours_s, 3),
-        "unit": "lines/s end to end (consume, archive with fsync, commit)",
+        "bare_cpu_us_per_line": round(bare_cpu / n * 1e6, 1),
+        "logpipe_cpu_us_per_line": round(ours_cpu / n * 1e6, 1),
+        "unit": "lines/s end to end (consume, parse, archive with fsync, commit)",
     }
+    if raw is not None:
+        figures["no_parse_lines_per_s"] = round(n / raw[0])
+        figures["no_parse_ratio_vs_bare"] = round(bare_s / raw[0], 3)
+        figures["no_parse_cpu_us_per_line"] = round(raw[1] / n * 1e6, 1)
+    rows = [("bare kafka-python", n / bare_s, bare_cpu)]
+    if raw is not None:
+        rows.append(("logpipe, no parse", n / raw[0], raw[1]))
+    rows.append(("logpipe (parse on)", n / ours_s, ours_cpu))
     print(f"lines                 {n:,} ({raw_mb:.1f} MB)")
-    print(f"bare kafka-python     {figures['bare_consumer_lines_per_s']:>10,} lines/s")
-    print(f"logpipe → store       {figures['logpipe_lines_per_s']:>10,} lines/s (committed)")
-    print(f"ratio                 {figures['ratio_vs_bare']:.2f}x of the bare consumer")
+    for name, rate, cpu in rows:
+        print(f"{name:<21} {rate:>10,.0f} lines/s  {rate * bare_s / n:.2f}x of bare  "
+              f"{cpu / n * 1e6:5.1f} CPU-us/line")  # fmt: skip
     if args.write_results:
-        header = ["lines", "MB", "bare kafka-python lines/s", "logpipe lines/s", "logpipe / bare"]
-        row = [
-            f"{n:,}",
-            f"{raw_mb:.1f}",
-            f"{figures['bare_consumer_lines_per_s']:,}",
-            f"{figures['logpipe_lines_per_s']:,}",
-            f"{figures['ratio_vs_bare']:.2f}x",
+        header = ["run", "lines/s", "of the bare consumer", "CPU µs per line"]
+        table = [
+            [name, f"{rate:,.0f}", f"{rate * bare_s / n:.2f}x", f"{cpu / n * 1e6:.1f}"]
+            for name, rate, cpu in rows
         ]
         section = "\n".join([
             SECTION_BEGIN,
             "## Streaming: Kafka → pipeline → store, beside a bare consumer",
             "",
             f"Produced by `python -m benchmarks.streaming` on {info.date}, commit "
-            f"`{info.commit}`; machine: {info.cpu}, {info.cores} cores; Python {info.python}.",
+            f"`{info.commit}`; machine: {info.cpu}, {info.cores} cores (shared: other work "
+            f"may have run meanwhile); Python {info.python}.",
             "",
-            "One local broker (noida-db), one topic of 4 partitions; the bare kafka-python "
-            "consumer and the pipeline (decode, batch, archive segments with fsync, manifest, "
-            "commit offsets) read it in the same run, each in its own consumer group. "
-            "logpipe's rate counts lines stored and committed.",
+            f"{n:,} lines ({raw_mb:.1f} MB of HDFS log lines) in one local broker (noida-db), "
+            "one topic of 4 partitions; the bare kafka-python consumer and the pipeline "
+            "(decode, batch, archive segments with fsync, manifest, commit offsets; with "
+            "and without the parse stage that mines templates and extracts params) read it "
+            "in the same run, each in its own consumer group. logpipe's rate counts lines "
+            "stored and committed; CPU is every thread of the process.",
             "",
-            md_table(header, [row]),
+            md_table(header, table),
             "",
             SECTION_END,
         ])  # fmt: skip
