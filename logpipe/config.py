@@ -282,17 +282,17 @@ class _HttpAlertSettings(_Section):
 class WebhookAlertConfig(_HttpAlertSettings):
     """POST the alert JSON (docs/DETECT.md) to ``url``, one request per alert."""
 
-    type: Literal["webhook"]
-    name: str = "webhook"
+    type: Literal["webhook"] = Field(description="This kind of alert sink.")
+    name: str = Field(default="webhook", description="Sink name (metrics, logs).")
 
 
 class AlertmanagerAlertConfig(_HttpAlertSettings):
     """POST alerts to Alertmanager's ``<url>/api/v2/alerts``."""
 
-    type: Literal["alertmanager"]
-    name: str = "alertmanager"
-    alertname: str = Field(default="LogAnomaly", min_length=1)
-    severity: str = Field(default="warning", min_length=1)
+    type: Literal["alertmanager"] = Field(description="This kind of alert sink.")
+    name: str = Field(default="alertmanager", description="Sink name (metrics, logs).")
+    alertname: str = Field(default="LogAnomaly", min_length=1, description="Its alertname label.")
+    severity: str = Field(default="warning", min_length=1, description="Its severity label.")
     resolve_after_secs: float = Field(
         default=300.0, gt=0, description="endsAt = this long after the window (or now)."
     )
@@ -301,12 +301,12 @@ class AlertmanagerAlertConfig(_HttpAlertSettings):
 class KafkaAlertConfig(_Section):
     """Publish the alert JSON to a Kafka topic, keyed by the window key."""
 
-    type: Literal["kafka"]
-    name: str = "kafka-alerts"
+    type: Literal["kafka"] = Field(description="This kind of alert sink.")
+    name: str = Field(default="kafka-alerts", description="Sink name (metrics, logs).")
     bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
-    topic: str = Field(min_length=1)
+    topic: str = Field(min_length=1, description="Topic the alerts go to.")
     timeout_secs: float = Field(default=10.0, gt=0, description="Longest a send may block.")
-    max_attempts: int = Field(default=3, ge=1, le=20)
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Tries per delivery.")
 
 
 AlertSinkConfig = Annotated[
@@ -323,7 +323,7 @@ class DetectConfig(_Section):
     ``session_key`` regex (its first group, or whole match); give one of the two.
     """
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="Score windows and send alerts.")
     model_dir: str | None = Field(
         default=None, description="Trained model directory (its config.json names the detector)."
     )
@@ -337,13 +337,19 @@ class DetectConfig(_Section):
         description="A session closes this long after its last event; a time window once "
         "its stream is this far past its end (the allowed lateness).",
     )
-    max_open_windows: int = Field(default=10_000, gt=0)
-    max_events_per_window: int = Field(default=2_000, gt=0)
+    max_open_windows: int = Field(
+        default=10_000, gt=0, description="Windows open at once (more are dropped, counted)."
+    )
+    max_events_per_window: int = Field(
+        default=2_000, gt=0, description="Events kept per window (more are counted)."
+    )
     max_event_bytes: int = Field(default=4096, gt=0, description="Longer lines are cut.")
     queue_windows: int = Field(
         default=1024, gt=0, description="Closed windows waiting to be scored."
     )
-    score_batch_windows: int = Field(default=64, gt=0)
+    score_batch_windows: int = Field(
+        default=64, gt=0, description="Closed windows scored in one call of the model."
+    )
     queue_alerts: int = Field(
         default=1000, gt=0, description="Alerts waiting per sink before new ones fail."
     )
@@ -353,8 +359,12 @@ class DetectConfig(_Section):
         description="Base URL of this daemon's API for the query links in alerts "
         "(default: from [server]).",
     )
-    drain_timeout_secs: float = Field(default=10.0, gt=0)
-    alerts: list[AlertSinkConfig] = Field(default_factory=list)
+    drain_timeout_secs: float = Field(
+        default=10.0, gt=0, description="At stop, how long scoring and alerts may finish."
+    )
+    alerts: list[AlertSinkConfig] = Field(
+        default_factory=list, description="Where alerts go ([[detect.alerts]], by type)."
+    )
 
     @field_validator("session_key")
     @classmethod

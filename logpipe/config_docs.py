@@ -54,19 +54,14 @@ class _Section:
     keys: list[ConfigKey] = field(default_factory=list)
 
 
-def _ref(schema: dict[str, Any], prop: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
-    """The section a property opens, and whether it is a list of tables; None for a leaf."""
-    target = prop.get("$ref")
-    is_list = False
-    if target is None and prop.get("type") == "array":
-        target = prop.get("items", {}).get("$ref")
-        is_list = True
-    if target is None:
-        target = next((a["$ref"] for a in prop.get("anyOf", []) if "$ref" in a), None)
-    if target is None:
-        return None
-    name = str(target).rsplit("/", 1)[-1]
-    return schema["$defs"][name], is_list
+def _refs(schema: dict[str, Any], prop: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """The sections a property opens (several for a list of tables of different kinds,
+    told apart by a ``type`` key) and whether it is a list of tables; none for a leaf."""
+    is_list = prop.get("type") == "array"
+    holder = prop.get("items", {}) if is_list else prop
+    targets = [holder["$ref"]] if "$ref" in holder else []
+    targets += [a["$ref"] for a in holder.get("oneOf", []) + holder.get("anyOf", []) if "$ref" in a]
+    return [schema["$defs"][str(t).rsplit("/", 1)[-1]] for t in targets], is_list
 
 
 def _cell(text: str) -> str:
@@ -75,6 +70,8 @@ def _cell(text: str) -> str:
 
 
 def _type(prop: dict[str, Any]) -> str:
+    if "const" in prop:
+        return f'"{prop["const"]}"'
     options = prop.get("anyOf")
     if options:
         kinds = [_type(o) for o in options if o.get("type") != "null"]
@@ -143,12 +140,15 @@ def _walk(
     section = _Section(toml=toml, description=description.strip())
     if parts:
         out.append(section)
+    kind = node.get("properties", {}).get("type", {}).get("const")
+    if kind is not None:  # one kind of a list of tables of several kinds
+        section.toml += f' with type = "{kind}"'
     required = set(node.get("required", []))
     nested = []
     for key, prop in node["properties"].items():
-        sub = _ref(schema, prop)
-        if sub is not None:
-            nested.append((key, sub))
+        children, child_is_list = _refs(schema, prop)
+        if children:
+            nested += [(key, (child, child_is_list)) for child in children]
             continue
         section.keys.append(
             ConfigKey(
