@@ -264,7 +264,8 @@ class Pipeline:
                 self.stats.drop(reason, count)
 
     def _put(self, item: Chunk | _Barrier | _End, lag_of: Source | None = None) -> None:
-        """Blocks while the queue is full (backpressure), unless the writer is gone.
+        """Blocks while the queue is full (backpressure), unless its reader (the stage
+        thread, or the writer when there are no stages) is gone.
 
         ``lag_of``: the source whose thread is putting; its lag is refreshed while it waits,
         so a stalled pipeline (a full disk) shows a growing lag instead of the last one.
@@ -276,9 +277,7 @@ class Pipeline:
                 self._queue.put(item, timeout=_POLL_S)
             except queue.Full:
                 if consumer is None or not consumer.is_alive():
-                    raise PipelineError(
-                        f"the {consumer and consumer.name} thread is gone"
-                    ) from None
+                    raise PipelineError("the stage or writer thread is gone") from None
                 if lag_of is not None and time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + 1.0
                     self._report_lag(lag_of)
