@@ -7,7 +7,9 @@ resident set is sampled from ``/proc/<pid>/status`` every few seconds while a pr
 this process sends lines at a fixed rate (a rate the daemon sustains, so what is measured
 is steady state, not a growing backlog). Reported: the mean RSS of the first and of the
 last minute (or quarter, for short runs), the least-squares slope after the first window
-in MiB per minute, and whether every produced line was stored by the end.
+in MiB per minute, whether every produced line was stored by the end, and the store's
+segment count and manifest size at the end (the manifest is held in memory whole, so it is
+what grows with the data).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.common import REPO, env_with_repo
+from logpipe.store import Store
 
 __all__ = ["SoakResult", "run_soak"]
 
@@ -44,6 +47,8 @@ class SoakResult:
     last_mib: float
     peak_mib: float
     slope_mib_per_min: float
+    segments: int
+    manifest_mib: float
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -56,6 +61,8 @@ class SoakResult:
             "rss_peak_mib": round(self.peak_mib, 1),
             "rss_slope_mib_per_min": round(self.slope_mib_per_min, 3),
             "rss_window_s": round(self.window_s),
+            "store_segments": self.segments,
+            "manifest_mib": round(self.manifest_mib, 2),
         }
 
 
@@ -158,6 +165,9 @@ def run_soak(
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+    store = Store(workdir / "soak-store")
+    segments = len(store.manifest("fake").segments)
+    manifest = workdir / "soak-store" / "tenants" / "fake" / "manifest.json"
     window = min(60.0, secs / 4)
     t = np.array([s[0] for s in samples])
     rss = np.array([s[1] for s in samples])
@@ -176,4 +186,6 @@ def run_soak(
         last_mib=float(last.mean()),
         peak_mib=float(rss.max()),
         slope_mib_per_min=slope,
+        segments=segments,
+        manifest_mib=manifest.stat().st_size / (1 << 20),
     )

@@ -173,11 +173,13 @@ def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> i
           f"last {w:.0f} s {result.last_mib:.1f} MiB, peak {result.peak_mib:.1f} MiB")  # fmt: skip
     print(f"slope after warm-up   {result.slope_mib_per_min:+.3f} MiB/min "
           f"({result.samples} samples)")  # fmt: skip
+    print(f"store at the end      {result.segments:,} segments, manifest "
+          f"{result.manifest_mib:.1f} MiB")  # fmt: skip
     if result.stored < result.produced:
         raise SystemExit(f"stored {result.stored} of {result.produced} lines")
     if args.write_results:
         header = ["seconds", "lines/s", "lines stored", "RSS first min", "RSS last min",
-                  "RSS peak", "slope after the first min"]  # fmt: skip
+                  "RSS peak", "slope after the first min", "segments", "manifest"]  # fmt: skip
         row = [
             f"{result.secs:.0f}",
             f"{result.rate:,}",
@@ -186,6 +188,8 @@ def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> i
             f"{result.last_mib:.1f} MiB",
             f"{result.peak_mib:.1f} MiB",
             f"{result.slope_mib_per_min:+.3f} MiB/min",
+            f"{result.segments:,}",
+            f"{result.manifest_mib:.1f} MiB",
         ]
         section = "\n".join([
             SOAK_BEGIN,
@@ -198,7 +202,10 @@ def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> i
             "`logpipe serve` (Kafka source, parse stage on, store) as its own process; a "
             "producer sends HDFS lines at a fixed rate; the daemon's RSS is read from "
             "/proc every 5 s. First/last: mean of the first and last minute; the slope is a "
-            "least-squares fit after the first minute.",
+            "least-squares fit after the first minute. The store's manifest (one entry per "
+            "segment, held in memory whole) grows with the data: every flush writes a "
+            "segment per partition, so the segment count and manifest size at the end are "
+            "shown beside the RSS.",
             "",
             md_table(header, [row]),
             "",
