@@ -1,10 +1,13 @@
 """The parse stage: online template mining in the daemon (DESIGN.md §2, "parse").
 
-Each batch gets three columns (see :mod:`logpipe.records`): ``template_id`` (int64, the
+Each batch gets four columns (see :mod:`logpipe.records`): ``template_id`` (int64, the
 miner's cluster id), ``template`` (the cluster's template as mined so far, dictionary
-encoded: a batch holds few distinct ones) and ``params`` (``list<string>``, the values of
-the template's variables in the line). Sinks that know them use them (the Kafka sink
-publishes them); the store keeps the raw line and ignores them.
+encoded: a batch holds few distinct ones), ``params`` (``list<string>``, the values of the
+template's variables in the line) and ``premasked`` (the line with its plain numbers as
+``<*>``, dictionary encoded: what the miner groups lines by). Sinks that know them use them
+(the Kafka sink publishes the first three; detection reads them); the store keeps the raw
+line and encodes its segments with ``template`` and ``premasked`` instead of mining them
+again.
 
 Why it is cheap enough to be on by default: :meth:`TemplateMiner.add_batch` mines each
 distinct *premasked* line once (a premask is Arrow regex kernels, which release the GIL and
@@ -51,6 +54,7 @@ PARSE_COLUMNS = (
     pa.field("template_id", pa.int64(), nullable=True),
     pa.field("template", pa.dictionary(pa.int32(), pa.string()), nullable=True),
     pa.field("params", pa.list_(pa.string()), nullable=False),
+    pa.field("premasked", pa.dictionary(pa.int32(), pa.string()), nullable=False),
 )
 
 
@@ -107,7 +111,7 @@ class ParseStage:
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         content = decode_lines(batch.column("line")).content
-        masked = self.miner.premasked(content)  # kernels only: outside the lock
+        masked = pc.dictionary_encode(self.miner.premasked(content))  # kernels: no lock
         with self._lock:
             ids = self.miner.add_batch(content, premasked=masked)
             distinct = pc.dictionary_encode(ids)
@@ -121,7 +125,8 @@ class ParseStage:
             params = extract_params_batch(lookup, ids, content)
         else:
             params = pa.array([[]] * batch.num_rows, pa.list_(pa.string()))
-        for field, column in zip(PARSE_COLUMNS, (ids, template, params), strict=True):
+        masks = masked.cast(PARSE_COLUMNS[3].type)
+        for field, column in zip(PARSE_COLUMNS, (ids, template, params, masks), strict=True):
             at = batch.schema.get_field_index(field.name)
             if at >= 0:
                 batch = batch.set_column(at, field, column)

@@ -162,7 +162,7 @@ def test_a_state_that_never_saves_fails_the_drain(tmp_path: Path) -> None:
     assert source.committed == {}
 
 
-@pytest.mark.parametrize("hint", ["stage", "wrong", "null"])
+@pytest.mark.parametrize("hint", ["stage", "wrong", "null", "wrong-masks"])
 def test_the_store_uses_given_templates_and_stays_lossless(tmp_path: Path, hint: str) -> None:
     lines = [*_lines(3, 500), b"\xff not utf-8 9", b"trailing space 1 ", b"tab\tsep 2"]
     n = len(lines)
@@ -177,6 +177,9 @@ def test_the_store_uses_given_templates_and_stays_lossless(tmp_path: Path, hint:
     elif hint == "null":
         nulls = pa.nulls(n, pa.string())
         table = table.set_column(table.schema.get_field_index("template"), "template", nulls)
+    elif hint == "wrong-masks":  # layouts read from the wrong text: still lossless
+        masks = pa.array(["a  b\tc"] * n, pa.string()).dictionary_encode()
+        table = table.set_column(table.schema.get_field_index("premasked"), "premasked", masks)
     store = Store(tmp_path, segment_bytes=4096)
     StoreSink(store).write(("t", 0), table, None)
     back = [x for b in store.read("fake", direction="forward") for x in b["line"].to_pylist()]
