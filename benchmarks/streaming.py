@@ -210,6 +210,7 @@ def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> i
             md_table(header, [row]),
             "",
             SOAK_END,
+            "",
         ])  # fmt: skip
         replace_section(RESULTS_MD, section, SOAK_BEGIN, SOAK_END)
         print(f"wrote {RESULTS_MD}")
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             md_table(header, table),
             "",
             SECTION_END,
+            "",  # a newline after the marker: rewriting the section keeps the blank line
         ])  # fmt: skip
         replace_section(RESULTS_MD, section, SECTION_BEGIN, SECTION_END)
         print(f"wrote {RESULTS_MD}")
