@@ -28,8 +28,12 @@ install: $(STAMP)
 
 ## make run: the daemon on its embedded default (no Kafka): tail samples/daemon/*.log into
 ## .run/store, serve Loki's API on 127.0.0.1:3100, print what to try. Ctrl-C drains and stops.
+## On a terminal the daemon runs as its own job (set -m) so Ctrl-C reaches it alone: it drains
+## and exits 0, and make ends cleanly instead of dying of the signal itself ("Interrupt").
+## "; exit $$?" keeps bash from exec'ing the daemon in its own (make's) process group.
+JOB := if [ -t 0 ]; then set -m; fi;
 run: $(STAMP)
-	$(BIN)/logpipe serve
+	@$(JOB) $(BIN)/logpipe serve; exit $$?
 
 ## make run-parse: parse the sample log shipped in the repo and print the template summary.
 ## The format is given explicitly (see samples/README.md) rather than auto-detected.
@@ -44,9 +48,10 @@ KAFKA_DIR := .run/kafka
 run-kafka: $(STAMP)
 	mkdir -p $(KAFKA_DIR)
 	$(BIN)/noida-db up --only kafka --host 127.0.0.1 --kafka-port 9092 --data-dir $(KAFKA_DIR)
-	$(BIN)/python samples/produce_logs.py --bootstrap 127.0.0.1:9092 --topic logs & gen=$$!; \
+	@$(JOB) $(BIN)/python samples/produce_logs.py --bootstrap 127.0.0.1:9092 --topic logs & \
+	gen=$$!; \
 	trap 'kill $$gen 2>/dev/null; $(BIN)/noida-db down --data-dir $(KAFKA_DIR) >/dev/null' EXIT; \
-	$(BIN)/logpipe serve --config deploy/run-kafka.toml
+	$(BIN)/logpipe serve --config deploy/run-kafka.toml; exit $$?
 
 ## make test: lint, type-check and run the default test suite (no slow/gpu/kafka tests).
 test: $(STAMP) lint

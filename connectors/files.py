@@ -187,11 +187,15 @@ class Checkpoint:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(json.dumps(doc, indent=1).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(json.dumps(doc, indent=1).encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep a half-written temp file
+            raise
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -306,10 +310,12 @@ class FileSource:
         self._last_commit = now
 
     def close(self) -> None:
-        self.commit(force=True)
-        for tail in self._tails.values():
-            os.close(tail.fd)
-        self._tails.clear()
+        try:
+            self.commit(force=True)
+        finally:
+            for tail in self._tails.values():
+                os.close(tail.fd)
+            self._tails.clear()
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Unread bytes per file."""

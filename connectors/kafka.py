@@ -26,8 +26,11 @@ over ``max_line_bytes`` (``line_too_long`` when ``oversize="drop"``; truncated a
 by default) is dropped or kept with a counted reason, and its offset still advances.
 
 **Sink.** :class:`KafkaSink` publishes each written row as a JSON object (``ts``,
-``labels``, ``line``, and ``template_id``/``params`` when a parse stage added them) to an
-output topic and returns only when the broker acknowledged every record.
+``labels``, ``line``, and ``template_id``/``template``/``params`` when the parse stage added
+them) to an output topic, keyed by the input's topic/partition (so one input partition's
+records stay in order), and returns only when the broker acknowledged every record. It is
+at-least-once: a write retried after a partial failure, or a range read again after a
+crash, is published again (the store, which records offsets, keeps it once).
 """
 
 from __future__ import annotations
@@ -477,20 +480,33 @@ class KafkaSource:
         self._backoff = min(self._backoff * 2, 5.0)
 
 
+#: Columns a parse stage adds that the sink publishes when present.
+_PARSED = ("template_id", "template", "params")
+
+
 def _json_rows(table: pa.Table) -> Iterable[bytes]:
+    """One JSON object per row: ``ts`` (int ns), ``labels`` (``{a="b"}``), ``line`` (text;
+    bytes that are not UTF-8 as U+FFFD), plus the parse stage's columns when present."""
     ts = table.column("ts").cast(pa.int64()).to_pylist()
     labels = table.column("labels").cast(pa.string()).to_pylist()
     if "content" in table.schema.names:
         text = table.column("content").to_pylist()
     else:
         text = [b.decode("utf-8", "replace") for b in table.column("line").to_pylist()]
-    extra = [n for n in ("template_id", "params") if n in table.schema.names]
-    extra_cols = {n: table.column(n).to_pylist() for n in extra}
+    extra = [n for n in _PARSED if n in table.schema.names]
+    extra_cols = {n: _plain(table.column(n)).to_pylist() for n in extra}
     for i, line in enumerate(text):
         row: dict[str, Any] = {"ts": ts[i], "labels": labels[i], "line": line}
         for n in extra:
             row[n] = extra_cols[n][i]
         yield json.dumps(row, ensure_ascii=False).encode("utf-8")
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded column (the template) as its values."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
 
 
 class KafkaSink:
@@ -513,7 +529,13 @@ class KafkaSink:
             "batch_size": 256 << 10,
         }
         settings.update(options or {})
-        self._producer = KafkaProducer(**settings)
+        try:
+            self._producer = KafkaProducer(**settings)
+        except KafkaError as exc:
+            raise PipelineError(
+                f"kafka sink {name}: cannot reach {bootstrap_servers} ({exc}); check "
+                "sinks.kafka[].bootstrap and that the broker is up"
+            ) from exc
 
     def resume_offset(self, key: tuple[str, int]) -> int | None:
         """An output topic records no input offsets."""

@@ -37,11 +37,14 @@ __all__ = [
     "DetectConfig",
     "FilesSourceConfig",
     "KafkaAlertConfig",
+    "KafkaSinkSettings",
     "KafkaSourceSettings",
     "LoggingConfig",
     "MultilineConfig",
+    "ParseConfig",
     "PipelineSettings",
     "ServerConfig",
+    "SinksConfig",
     "SourcesConfig",
     "StdinSourceConfig",
     "StoreConfig",
@@ -93,26 +96,38 @@ class MultilineConfig(_Section):
         default=_JAVA_CONTINUATION, description="Regex of continuations."
     )
     start: str | None = Field(default=None, description="Regex of entry starts (others continue).")
-    max_lines: int = Field(default=500, gt=0)
-    max_bytes: int = Field(default=1 << 20, gt=0)
-    flush_after_secs: float = Field(default=1.0, gt=0)
+    max_lines: int = Field(default=500, gt=0, description="Most lines joined into one entry.")
+    max_bytes: int = Field(default=1 << 20, gt=0, description="Most bytes of one joined entry.")
+    flush_after_secs: float = Field(
+        default=1.0, gt=0, description="An entry waiting this long for continuations is sent."
+    )
 
 
 class FilesSourceConfig(_Section):
     """Tail files matching globs, with rotation handling and checkpoints."""
 
-    name: str = "files"
+    name: str = Field(default="files", description="Source name (metrics, checkpoint file).")
     paths: list[str] = Field(min_length=1, description="Globs, re-expanded every rescan.")
-    labels: dict[str, str] = Field(default_factory=dict)
-    filename_label: str | None = "filename"
-    multiline: MultilineConfig | None = None
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels of every line.")
+    filename_label: str | None = Field(
+        default="filename", description="Label holding the file's path (none: no such label)."
+    )
+    multiline: MultilineConfig | None = Field(
+        default=None, description="Join continuation lines (stack traces) into one entry."
+    )
     checkpoint: str | None = Field(
         default=None,
         description="Checkpoint file (default: <store.root>/_checkpoints/<name>.json).",
     )
-    start_at: Literal["beginning", "end"] = "beginning"
-    rescan_secs: float = Field(default=1.0, gt=0)
-    max_line_bytes: int = Field(default=1 << 20, gt=0)
+    start_at: Literal["beginning", "end"] = Field(
+        default="beginning", description="Where a file without a checkpoint is read from."
+    )
+    rescan_secs: float = Field(
+        default=1.0, gt=0, description="How often globs are expanded and files polled."
+    )
+    max_line_bytes: int = Field(
+        default=1 << 20, gt=0, description="Longer lines are cut to this and counted."
+    )
 
     @field_validator("labels")
     @classmethod
@@ -123,17 +138,29 @@ class FilesSourceConfig(_Section):
 class KafkaSourceSettings(_Section):
     """Consume topics with a consumer group (at-least-once, no duplicates in the store)."""
 
-    name: str = "kafka"
+    name: str = Field(default="kafka", description="Source name (metrics, logs).")
     bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
-    topics: list[str] = Field(min_length=1)
+    topics: list[str] = Field(min_length=1, description="Topics to consume.")
     group: str = Field(
         default="logpipe", description="Consumer group id: daemons sharing it split work."
     )
-    labels: dict[str, str] = Field(default_factory=dict)
-    topic_label: str | None = "topic"
-    payload: Literal["auto", "json", "text"] = "auto"
-    max_line_bytes: int = Field(default=1 << 20, gt=0)
-    session_timeout_secs: float = Field(default=10.0, gt=0)
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels of every line.")
+    topic_label: str | None = Field(
+        default="topic", description="Label holding the topic (none: no such label)."
+    )
+    payload: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description='JSON envelopes {"line", "ts", "labels"}, plain text, or auto-detect.',
+    )
+    max_line_bytes: int = Field(
+        default=1 << 20, gt=0, description="Longer lines are cut to this and counted."
+    )
+    session_timeout_secs: float = Field(
+        default=10.0, gt=0, description="Consumer group session timeout (failover time)."
+    )
+    max_poll_records: int = Field(
+        default=20_000, gt=0, description="Most records one poll hands the pipeline."
+    )
     instance_id: str | None = Field(default=None, description="Static group membership id.")
 
     @field_validator("labels")
@@ -145,39 +172,90 @@ class KafkaSourceSettings(_Section):
 class StdinSourceConfig(_Section):
     """Read lines from standard input (``some-app | logpipe serve``)."""
 
-    name: str = "stdin"
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(default="stdin", description="Source name (metrics, logs).")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description='Labels of every line (none: {source="stdin"}).'
+    )
 
 
 class SourcesConfig(_Section):
+    """Where lines come from (pushes to the API come too while the server is on)."""
+
     kafka: list[KafkaSourceSettings] = Field(default_factory=list)
     files: list[FilesSourceConfig] = Field(default_factory=list)
     stdin: StdinSourceConfig | None = None
 
 
+class KafkaSinkSettings(_Section):
+    """Publish every parsed record as JSON to a Kafka topic (at-least-once)."""
+
+    name: str = Field(default="kafka-out", description="Sink name (metrics, logs).")
+    bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
+    topic: str = Field(description="Output topic (records keyed by input topic/partition).")
+
+
+class SinksConfig(_Section):
+    """Where lines go besides the store (which always gets them)."""
+
+    kafka: list[KafkaSinkSettings] = Field(default_factory=list)
+
+
 class PipelineSettings(_Section):
     """Batching (flush whichever limit comes first) and the backpressure queue."""
 
-    max_batch_lines: int = Field(default=50_000, gt=0)
-    max_batch_bytes: int = Field(default=16 << 20, gt=0)
-    max_batch_age_secs: float = Field(default=1.0, gt=0)
+    max_batch_lines: int = Field(default=50_000, gt=0, description="Flush at this many lines.")
+    max_batch_bytes: int = Field(default=16 << 20, gt=0, description="Flush at this many bytes.")
+    max_batch_age_secs: float = Field(
+        default=1.0, gt=0, description="Flush when the oldest line waited this long."
+    )
     queue_chunks: int = Field(
         default=64, gt=0, description="Chunks in flight before sources block."
     )
-    drain_timeout_secs: float = Field(default=30.0, gt=0)
+    drain_timeout_secs: float = Field(
+        default=30.0, gt=0, description="At stop, how long a failing sink may hold the drain."
+    )
+
+
+class ParseConfig(_Section):
+    """Online template mining in the pipeline (template id, template, params columns)."""
+
+    enabled: bool = Field(default=True, description="Mine templates of every line.")
+    state: str | None = Field(
+        default=None,
+        description="Template state file, checkpointed so ids survive restarts "
+        "(default: <store.root>/_checkpoints/templates.json).",
+    )
+    max_clusters: int = Field(
+        default=100_000, gt=0, description="Most templates kept (least recently used go)."
+    )
+    params: bool = Field(default=True, description="Extract each line's variable values.")
 
 
 class ServerConfig(_Section):
     """The Loki-compatible HTTP API (plus /ready, /live, /metrics)."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(default=3100, ge=0, le=65535)
+    enabled: bool = Field(default=True, description="Serve the API (and take pushes).")
+    host: str = Field(default="127.0.0.1", description="Listen address (0.0.0.0: all).")
+    port: int = Field(default=3100, ge=0, le=65535, description="Listen port (0: any free).")
+    push_queue_bytes: int = Field(
+        default=64 << 20,
+        gt=0,
+        description="Line bytes of pushes waiting for the pipeline before new ones get 429.",
+    )
+    push_timeout_secs: float = Field(
+        default=30.0, gt=0, description="A queued push not taken by then is refused (503)."
+    )
 
 
 class LoggingConfig(_Section):
-    format: Literal["json", "text"] = "json"
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    """The daemon's own log, on standard error."""
+
+    format: Literal["json", "text"] = Field(
+        default="json", description="One JSON object per line, or plain text."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severe level logged."
+    )
 
 
 class _HttpAlertSettings(_Section):
@@ -204,17 +282,17 @@ class _HttpAlertSettings(_Section):
 class WebhookAlertConfig(_HttpAlertSettings):
     """POST the alert JSON (docs/DETECT.md) to ``url``, one request per alert."""
 
-    type: Literal["webhook"]
-    name: str = "webhook"
+    type: Literal["webhook"] = Field(description="This kind of alert sink.")
+    name: str = Field(default="webhook", description="Sink name (metrics, logs).")
 
 
 class AlertmanagerAlertConfig(_HttpAlertSettings):
     """POST alerts to Alertmanager's ``<url>/api/v2/alerts``."""
 
-    type: Literal["alertmanager"]
-    name: str = "alertmanager"
-    alertname: str = Field(default="LogAnomaly", min_length=1)
-    severity: str = Field(default="warning", min_length=1)
+    type: Literal["alertmanager"] = Field(description="This kind of alert sink.")
+    name: str = Field(default="alertmanager", description="Sink name (metrics, logs).")
+    alertname: str = Field(default="LogAnomaly", min_length=1, description="Its alertname label.")
+    severity: str = Field(default="warning", min_length=1, description="Its severity label.")
     resolve_after_secs: float = Field(
         default=300.0, gt=0, description="endsAt = this long after the window (or now)."
     )
@@ -223,12 +301,12 @@ class AlertmanagerAlertConfig(_HttpAlertSettings):
 class KafkaAlertConfig(_Section):
     """Publish the alert JSON to a Kafka topic, keyed by the window key."""
 
-    type: Literal["kafka"]
-    name: str = "kafka-alerts"
+    type: Literal["kafka"] = Field(description="This kind of alert sink.")
+    name: str = Field(default="kafka-alerts", description="Sink name (metrics, logs).")
     bootstrap: str = Field(description="Bootstrap servers, host:port[,host:port...].")
-    topic: str = Field(min_length=1)
+    topic: str = Field(min_length=1, description="Topic the alerts go to.")
     timeout_secs: float = Field(default=10.0, gt=0, description="Longest a send may block.")
-    max_attempts: int = Field(default=3, ge=1, le=20)
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Tries per delivery.")
 
 
 AlertSinkConfig = Annotated[
@@ -245,7 +323,7 @@ class DetectConfig(_Section):
     ``session_key`` regex (its first group, or whole match); give one of the two.
     """
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="Score windows and send alerts.")
     model_dir: str | None = Field(
         default=None, description="Trained model directory (its config.json names the detector)."
     )
@@ -259,13 +337,19 @@ class DetectConfig(_Section):
         description="A session closes this long after its last event; a time window once "
         "its stream is this far past its end (the allowed lateness).",
     )
-    max_open_windows: int = Field(default=10_000, gt=0)
-    max_events_per_window: int = Field(default=2_000, gt=0)
+    max_open_windows: int = Field(
+        default=10_000, gt=0, description="Windows open at once (more are dropped, counted)."
+    )
+    max_events_per_window: int = Field(
+        default=2_000, gt=0, description="Events kept per window (more are counted)."
+    )
     max_event_bytes: int = Field(default=4096, gt=0, description="Longer lines are cut.")
     queue_windows: int = Field(
         default=1024, gt=0, description="Closed windows waiting to be scored."
     )
-    score_batch_windows: int = Field(default=64, gt=0)
+    score_batch_windows: int = Field(
+        default=64, gt=0, description="Closed windows scored in one call of the model."
+    )
     queue_alerts: int = Field(
         default=1000, gt=0, description="Alerts waiting per sink before new ones fail."
     )
@@ -275,8 +359,12 @@ class DetectConfig(_Section):
         description="Base URL of this daemon's API for the query links in alerts "
         "(default: from [server]).",
     )
-    drain_timeout_secs: float = Field(default=10.0, gt=0)
-    alerts: list[AlertSinkConfig] = Field(default_factory=list)
+    drain_timeout_secs: float = Field(
+        default=10.0, gt=0, description="At stop, how long scoring and alerts may finish."
+    )
+    alerts: list[AlertSinkConfig] = Field(
+        default_factory=list, description="Where alerts go ([[detect.alerts]], by type)."
+    )
 
     @field_validator("session_key")
     @classmethod
@@ -293,7 +381,9 @@ class Config(_Section):
 
     store: StoreConfig = Field(default_factory=StoreConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    parse: ParseConfig = Field(default_factory=ParseConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     detect: DetectConfig = Field(default_factory=DetectConfig)
@@ -418,10 +508,16 @@ def parse_config(
             env_var = origin.get(where)
             errors.append((where, f"{message} (from {env_var})" if env_var else message))
         raise ConfigError(source, errors) from None
-    names = config.source_names()
+    names = config.source_names() + (["push"] if config.server.enabled else [])
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        errors.append(("sources", f"source names must be unique: {dupes}"))
+        errors.append(
+            ("sources", f"source names must be unique (pushes to the API are 'push'): {dupes}")
+        )
+    sinks = ["store", *(k.name for k in config.sinks.kafka)]
+    dupes = sorted({n for n in sinks if sinks.count(n) > 1})
+    if dupes:
+        errors.append(("sinks", f"sink names must be unique (the store is 'store'): {dupes}"))
     errors += _detect_errors(config.detect)
     if errors:
         raise ConfigError(source, errors)

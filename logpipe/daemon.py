@@ -1,8 +1,9 @@
 """``logpipe serve``: the pipeline and the Loki API in one process, built from a :class:`Config`.
 
-Shape: sources → :class:`~logpipe.pipeline.Pipeline` → :class:`StoreSink` on the pipeline's
-threads; uvicorn on a background thread serving the same store (queries see what the
-pipeline wrote as soon as a flush returns); an optional retention thread. ``/ready`` and
+Shape: sources (the configured ones, plus pushes to the API) → the parse stage (template
+ids) → :class:`StoreSink` (and any configured Kafka sink) on the pipeline's threads; uvicorn
+on a background thread serving the same store (queries see what the pipeline wrote as soon
+as a flush returns); an optional retention thread. ``/ready`` and
 ``/live`` answer from the pipeline's :class:`Health`, and ``/metrics`` serves the
 pipeline's and the API's metrics from one registry.
 
@@ -17,7 +18,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -40,11 +41,21 @@ if TYPE_CHECKING:
     from logpipe.detect.alert import AlertSink
     from logpipe.detect.loading import Loader
     from logpipe.detect.stage import DetectStage
-    from logpipe.pipeline import Pipeline, PipelineMetrics, Source
+    from logpipe.pipeline import Pipeline, PipelineMetrics, Sink, Source, Stage
+    from logpipe.server.pushqueue import PushTarget
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
 
-__all__ = ["Daemon", "build_detect_stage", "build_pipeline", "build_sources", "next_steps"]
+__all__ = [
+    "Daemon",
+    "build_detect_stage",
+    "build_pipeline",
+    "build_sinks",
+    "build_sources",
+    "build_stages",
+    "next_steps",
+    "template_state_path",
+]
 
 log = logging.getLogger("logpipe.daemon")
 
@@ -91,6 +102,7 @@ def _kafka_source(cfg: KafkaSourceSettings) -> Source:
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(100, session_ms // 4),
             group_instance_id=cfg.instance_id,
+            max_poll_records=cfg.max_poll_records,
         )
     )
     return source
@@ -188,26 +200,64 @@ def build_detect_stage(
 
 
 def build_pipeline(
-    config: Config, store: Store, *, detectors: Mapping[str, Loader] | None = None
+    config: Config,
+    store: Store,
+    extra_sources: Sequence[Source] = (),
+    *,
+    detectors: Mapping[str, Loader] | None = None,
 ) -> Pipeline | None:
-    """The pipeline of ``config`` writing into ``store`` (None: no sources, API only);
-    with ``[detect]`` enabled, the detection stage runs on every batch before the store."""
+    """The pipeline of ``config`` writing into ``store``, with ``extra_sources`` (the push
+    source) besides the configured ones (None: no source at all); with ``[detect]``
+    enabled, the detection stage runs on every batch after the parse stage."""
     from logpipe.pipeline import BatchLimits, Pipeline, PipelineMetrics, StoreSink  # noqa: PLC0415
 
-    if not config.source_names():
+    if not config.source_names() and not extra_sources:
         if config.detect.enabled:
             log.warning("detect: enabled, but no sources are configured: nothing to score")
         return None
     metrics = PipelineMetrics()
     detect = build_detect_stage(config, metrics, detectors=detectors)  # fails before sources
-    sources = build_sources(config)
+    sources = build_sources(config) + list(extra_sources)
     p = config.pipeline
     limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
                          max_age_s=p.max_batch_age_secs)  # fmt: skip
-    sink = StoreSink(store, config.store.tenant)
-    return Pipeline(sources, [detect] if detect is not None else [], [sink], limits=limits,
-                    queue_chunks=p.queue_chunks, drain_timeout_s=p.drain_timeout_secs,
-                    metrics=metrics)  # fmt: skip
+    sinks: list[Sink] = [StoreSink(store, config.store.tenant)]
+    sinks += build_sinks(config)
+    stages = build_stages(config) + ([detect] if detect is not None else [])
+    return Pipeline(sources, stages, sinks, limits=limits, queue_chunks=p.queue_chunks,
+                    drain_timeout_s=p.drain_timeout_secs, metrics=metrics)  # fmt: skip
+
+
+def build_sinks(config: Config) -> list[Sink]:
+    """The configured sinks besides the store (Kafka's client imported only when used)."""
+    if not config.sinks.kafka:
+        return []
+    from logpipe.connectors.kafka import KafkaSink  # noqa: PLC0415
+
+    out: list[Sink] = []
+    for cfg in config.sinks.kafka:
+        sink: Sink = KafkaSink(cfg.bootstrap, cfg.topic, name=cfg.name)
+        out.append(sink)
+    return out
+
+
+def template_state_path(config: Config) -> Path:
+    """Where the parse stage keeps its template state."""
+    state = config.parse.state
+    return Path(state) if state else Path(config.store.root) / "_checkpoints" / "templates.json"
+
+
+def build_stages(config: Config) -> list[Stage]:
+    """The parse stage unless ``parse.enabled`` is false (detection, when on, comes after
+    it and reads its template columns)."""
+    if not config.parse.enabled:
+        return []
+    from logpipe.pipeline import ParseStage  # noqa: PLC0415
+
+    cfg = config.parse
+    stage = ParseStage.resume(template_state_path(config), max_clusters=cfg.max_clusters,
+                              params=cfg.params)  # fmt: skip
+    return [stage]
 
 
 def _selector(config: Config) -> str:
@@ -256,7 +306,15 @@ class Daemon:
         self.config = config
         Path(config.store.root).mkdir(parents=True, exist_ok=True)
         self.store = Store(config.store.root, segment_bytes=config.store.segment_bytes)
-        self.pipeline = build_pipeline(config, self.store)
+        self.push: PushTarget | None = None
+        extra: list[Source] = []
+        if config.server.enabled:  # pushes to the API go through the pipeline
+            from logpipe.connectors.push import PushSource  # noqa: PLC0415
+
+            push = PushSource(max_queued_bytes=config.server.push_queue_bytes)
+            self.push = push
+            extra.append(push)
+        self.pipeline = build_pipeline(config, self.store, extra)
         self._stop = threading.Event()
         self.url: str | None = None
 
@@ -307,7 +365,8 @@ class Daemon:
 
         p = self.pipeline
         metrics = ServerMetrics.create(p.metrics.registry if p is not None else None)
-        app = create_app(self.store, metrics=metrics, health=p.health if p else None)
+        app = create_app(self.store, metrics=metrics, health=p.health if p else None,
+                         push=self.push, push_timeout_s=cfg.push_timeout_secs)  # fmt: skip
         try:
             server = BackgroundServer(app, cfg.host, cfg.port)
         except OSError as exc:

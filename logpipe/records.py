@@ -31,6 +31,11 @@ error        string, nullable      why a line was only partly handled (``no_form
                                    ``invalid_utf8``, ``truncated``), null when clean
 ============ ===================== ====================================================
 
+The daemon's parse stage (:mod:`logpipe.pipeline.parse_stage`) adds ``template_id``,
+``params``, ``template`` (dictionary<int32, string>, the template text) and ``premasked``
+(dictionary<int32, string>, the line with plain numbers as ``<*>``, which the store reads
+whitespace layouts from).
+
 plus one ``string`` column per header field of the log format (``Date``, ``Level``...).
 """
 

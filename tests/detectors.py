@@ -28,8 +28,11 @@ def auth_line(ts_s: int, user: str, ip: str) -> bytes:
 
 
 def _pair(event: Event) -> tuple[str, str] | None:
-    if len(event.params) == 2 and "user=<*> ip=<*>" in event.template:
-        return event.params[0], event.params[1]
+    at = event.template.find("user=<*> ip=<*>")
+    if at >= 0:  # a parsed event: the values of those two variables
+        first = event.template[:at].count("<*>")
+        if len(event.params) >= first + 2:
+            return event.params[first], event.params[first + 1]
     m = _PAIR.search(event.template)
     return (m.group(1), m.group(2)) if m else None
 

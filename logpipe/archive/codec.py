@@ -165,6 +165,21 @@ def _prepare_chunk(miner: TemplateMiner, chunk: pa.Array) -> tuple[pa.Array, pa.
     return distinct, _line_shapes(distinct.dictionary).take(distinct.indices)
 
 
+def _layout(content: pa.Array) -> pa.Array:
+    """Each line's whitespace layout, dictionary-encoded (for lines mined elsewhere)."""
+    return pc.dictionary_encode(_line_shapes(content))
+
+
+def _layout_of_masks(masks: pa.Array) -> pa.Array:
+    """Each line's layout, dictionary-encoded, from its premasked form (the premask only
+    rewrites inside tokens, so the whitespace is the line's): one pass over the distinct
+    forms, which a batch has few of."""
+    encoded = masks if pa.types.is_dictionary(masks.type) else pc.dictionary_encode(masks)
+    shapes = pc.dictionary_encode(_line_shapes(encoded.dictionary.cast(pa.string())))
+    indices = shapes.indices.take(encoded.indices)
+    return pa.DictionaryArray.from_arrays(indices, shapes.dictionary)
+
+
 def _line_shapes(content: pa.Array) -> pa.Array:
     """Each line with its non-whitespace runs replaced by ``\x01``."""
     return pc.replace_substring_regex(content, f"{_NON_WS}+", "\x01")
@@ -485,6 +500,8 @@ def encode_segment(
     *,
     verify: bool = True,
     timestamps: Sequence[int] | np.ndarray | None = None,
+    templates: pa.Array | None = None,
+    premasked: pa.Array | None = None,
 ) -> EncodedSegment:
     """Encode the raw lines of one segment (the miner keeps learning across segments).
 
@@ -492,6 +509,14 @@ def encode_segment(
     it is returned; a caller that verifies on its own (concurrently) passes False.
     ``timestamps`` (int64 ns, one per line) adds the ``ts`` stream; without them the segment
     is exactly what it was before timestamps existed (``logpipe compress`` writes none).
+
+    ``templates`` (a string array, one per line, null where unknown): templates an
+    upstream miner already found (the daemon's parse stage); ``miner`` is then not used.
+    Mining is most of the encoding work, and the stream-wide templates serve as well: a
+    line that does not fit its template exactly is stored verbatim as always, so any
+    template, even a wrong one, keeps the segment lossless. ``premasked`` (optional, with
+    ``templates``; dictionary-encoded best) is the same miner's premask of each line: the
+    whitespace layouts are then read from its few distinct values instead of every line.
     """
     ts_part = None if timestamps is None else encode_timestamps(timestamps, len(lines))
     n = len(lines)
@@ -507,10 +532,21 @@ def encode_segment(
     found = _Templates(n)
     if valid_idx:
         with ThreadPoolExecutor(max_workers=_KERNEL_THREADS) as pool:
-            ids, layout = _mine(miner, content, pool)
-            templates = miner.cluster_templates(ids)
+            if templates is None:
+                ids, layout = _mine(miner, content, pool)
+                line_templates = miner.cluster_templates(ids)
+            else:
+                if len(templates) != n:
+                    raise ValueError(f"{len(templates)} templates for {n} lines")
+                picked = templates if len(valid_idx) == n else templates.take(valid_idx)
+                line_templates = picked.cast(pa.string())
+                if premasked is not None and len(premasked) == n:
+                    masks = premasked if len(valid_idx) == n else premasked.take(valid_idx)
+                    layout = _layout_of_masks(masks)
+                else:
+                    layout = _layout(content)
             _split_by_template(
-                pc.fill_null(templates, ""),
+                pc.fill_null(line_templates, ""),
                 content,
                 np.asarray(valid_idx),
                 found,

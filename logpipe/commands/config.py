@@ -1,4 +1,4 @@
-"""``logpipe config check|schema|default``: validate a daemon config before deploying it."""
+"""``logpipe config check|schema|docs|default``: validate a daemon config before deploying it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ _HELP = """Check, describe or print the daemon's TOML configuration.
 Examples:
   logpipe config check deploy/logpipe.toml
   logpipe config schema > logpipe.schema.json
+  logpipe config docs > docs/CONFIG.md
   logpipe config default > logpipe.toml
 """
 
@@ -66,6 +67,8 @@ def register(app: click.Group) -> None:
             ),
             *(f"  files:   {f.name}: {' '.join(f.paths)}" for f in s.files),
             *([f"  stdin:   {s.stdin.name}"] if s.stdin else []),
+            *(f"  sink:    {k.name}: {k.topic} @ {k.bootstrap}" for k in cfg.sinks.kafka),
+            f"  parse:   {'templates' if cfg.parse.enabled else 'off'}",
             f"  server:  {srv}",
             f"  logging: {cfg.logging.format}, {cfg.logging.level}",
             f"  detect:  {_detect_summary(cfg)}",
@@ -81,6 +84,13 @@ def register(app: click.Group) -> None:
         from logpipe.config import Config  # noqa: PLC0415
 
         sys.stdout.write(json.dumps(Config.model_json_schema(), indent=2) + "\n")
+
+    @config.command("docs")
+    def docs() -> None:
+        """Print the key reference (docs/CONFIG.md) generated from the schema."""
+        from logpipe.config_docs import render_config_docs  # noqa: PLC0415
+
+        sys.stdout.write(render_config_docs())
 
     @config.command("default")
     def default() -> None:

@@ -2,13 +2,13 @@
 
 Data flow (threads)::
 
-    writer thread: process(batch) ──> events ──> WindowBuilder ──> closed windows
+    stage thread:  process(batch) ──> events ──> WindowBuilder ──> closed windows
                    returns the batch unchanged                          │ bounded queue
     scorer thread: batches of closed windows ──> detector.explain ──> anomalous?
                    (also closes idle windows every tick_secs)           │
     alert threads: AlertDispatcher, one per sink (timeouts, retries) <──┘
 
-Why this shape: the pipeline's writer thread is the archive's only writer, so detection
+Why this shape: the pipeline's stage thread feeds the archive's only writer, so detection
 must cost it no more than building windows. Scoring (a GNN on a CPU) and delivery (a
 receiver that times out) run on their own threads behind bounded queues; when they fall
 behind, windows or alerts are dropped and counted, and the archive never waits.
@@ -127,7 +127,7 @@ class DetectStage:
         self.dispatcher = AlertDispatcher(sinks, self.metrics, queue_alerts=s.queue_alerts)
         self._clock = clock
         self._now_ns = now_ns
-        self._lock = threading.Lock()  # the window builder: writer thread vs scorer's tick
+        self._lock = threading.Lock()  # the window builder: stage thread vs scorer's tick
         self._queue: queue.Queue[ClosedWindow | _Stop] = queue.Queue(s.queue_windows)
         self._pending = 0  # windows queued and not yet scored
         self._idle = threading.Condition()
@@ -183,7 +183,7 @@ class DetectStage:
             self.metrics.dropped_windows.labels("shutdown").inc(left)
         self.dispatcher.close(max(0.0, deadline - time.monotonic()))
 
-    # -- writer thread ----------------------------------------------------------------------
+    # -- stage thread -----------------------------------------------------------------------
 
     def _start(self) -> None:
         if not self._started:

@@ -187,6 +187,9 @@ class TemplateMiner:
         self._by_length: dict[int, list[int]] = {}
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._next_id = 1
+        #: Grows whenever a template, a word slot or the set of clusters changes (not on a
+        #: mere count): a saved state older than this no longer gives the same ids/templates.
+        self.revision = 0
 
     # ------------------------------------------------------------------ mining
     def add(self, content: str) -> int:
@@ -354,6 +357,7 @@ class TemplateMiner:
         cid = self._next_id
         self._next_id += 1
         cluster = _Cluster(cid, list(tokens))
+        self.revision += 1
         self._clusters[cid] = cluster
         leaf = self._leaf(tokens, create=True)
         assert leaf is not None
@@ -370,6 +374,7 @@ class TemplateMiner:
             leaf.remove(cid)
         self._by_length[len(cluster.tokens)].remove(cid)
         self.stats.evicted_clusters += 1
+        self.revision += 1
 
     def _absorb(self, cluster: _Cluster, tokens: list[str]) -> None:
         changed = False
@@ -380,10 +385,13 @@ class TemplateMiner:
                 seen = slots.get(i)
                 if seen is not None:
                     if _OVERFLOW not in seen:
+                        held = len(seen)
                         seen.add(u if _WORDISH.fullmatch(u) else _OVERFLOW)
                         if len(seen) > self.config.enum_max_values:
                             seen.clear()
                             seen.add(_OVERFLOW)
+                        if len(seen) != held or _OVERFLOW in seen:
+                            self.revision += 1
                 elif (
                     VAR not in t
                     and _WORDISH.fullmatch(t)
@@ -391,12 +399,14 @@ class TemplateMiner:
                     and not (i and _names_a_value(ctoks[i - 1]))
                 ):
                     slots[i] = {t, u}
+                    self.revision += 1
                 g = _generalise(t, u)
                 if g != t:
                     ctoks[i] = g
                     changed = True
         if changed:
             cluster.text = None
+            self.revision += 1
 
     # ------------------------------------------------------------------ reading
     def template_of(self, cluster_id: int) -> str:

@@ -3,7 +3,8 @@
 Modules, one job each: ``api`` (the Source/Stage/Sink contracts and the Chunk a source
 emits), ``batching`` (flush by size and age), ``runner`` (threads, backpressure, drain,
 acks), ``store_sink`` (the store as an idempotent sink), ``stages`` (small stages),
-``metrics`` (Prometheus), ``health`` (live/ready). Sources live in ``logpipe.connectors``.
+``parse_stage`` (online template mining), ``metrics`` (Prometheus), ``health``
+(live/ready). Sources live in ``logpipe.connectors``.
 
 A daemon builds one :class:`Pipeline` and calls :meth:`Pipeline.run` (blocks, drains on
 SIGTERM/SIGINT) or :meth:`Pipeline.start` / :meth:`Pipeline.stop` / :meth:`Pipeline.join`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from logpipe.pipeline.api import (
     AckToken,
+    Checkpoints,
     Chunk,
     CountsDrops,
     DrainFn,
@@ -26,14 +28,17 @@ from logpipe.pipeline.api import (
 from logpipe.pipeline.batching import Batcher, BatchLimits
 from logpipe.pipeline.health import Health, HealthSnapshot
 from logpipe.pipeline.metrics import PipelineMetrics
+from logpipe.pipeline.parse_stage import PARSE_COLUMNS, ParseStage
 from logpipe.pipeline.runner import Pipeline, PipelineStats
 from logpipe.pipeline.stages import DetectTimestamps, LineLimit
 from logpipe.pipeline.store_sink import StoreSink
 
 __all__ = [
+    "PARSE_COLUMNS",
     "AckToken",
     "BatchLimits",
     "Batcher",
+    "Checkpoints",
     "Chunk",
     "CountsDrops",
     "DetectTimestamps",
@@ -42,6 +47,7 @@ __all__ = [
     "Health",
     "HealthSnapshot",
     "LineLimit",
+    "ParseStage",
     "Pipeline",
     "PipelineMetrics",
     "PipelineStats",

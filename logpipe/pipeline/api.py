@@ -7,8 +7,10 @@ queues; the parts own only their own I/O.
 
 Threads: a source's :meth:`Source.poll`, :meth:`Source.commit` and :meth:`Source.close`
 run on that source's own thread (a Kafka consumer is not thread-safe); :meth:`Source.ack`
-is called from the writer thread and must only record what to commit. Stages and sinks
-run on the writer thread.
+is called from the writer thread and must only record what to commit. Stages run on the
+stage thread, one chunk at a time in order (``flush``/``close`` too); sinks and
+:meth:`Checkpoints.checkpoint` run on the writer thread, so a checkpointing stage guards
+its state against its own ``process``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pyarrow as pa
 
 __all__ = [
     "AckToken",
+    "Checkpoints",
     "Chunk",
     "CountsDrops",
     "DrainFn",
@@ -153,6 +156,16 @@ class CountsDrops(Protocol):
 
     def take_drops(self) -> dict[str, int]:
         """Drops by reason since the last call (and reset)."""
+
+
+@runtime_checkable
+class Checkpoints(Protocol):
+    """A stage whose state must be durable before the lines it has seen are acknowledged
+    (the parse stage's template ids). The runner calls :meth:`checkpoint` after the sinks
+    wrote a flush and before its acks, and retries it like a failing sink write."""
+
+    def checkpoint(self) -> None:
+        """Make the state durable (no-op when nothing changed); raise OSError on failure."""
 
 
 @runtime_checkable

@@ -89,6 +89,12 @@ class PipelineMetrics:
             ["sink"],
             registry=r,
         )
+        self.stage_errors = Counter(
+            "logpipe_stage_errors",
+            "Failed stage checkpoints (retried: the flush is not acknowledged until one works).",
+            ["stage"],
+            registry=r,
+        )
         self.source_errors = Counter(
             "logpipe_source_errors",
             "Transient source failures (broker unreachable, commit failed), retried.",

@@ -2,15 +2,19 @@
 
 Threads and data flow::
 
-    source thread (one per source) ──put──> bounded queue ──get──> writer thread
-      poll → chunks                         (backpressure:         stages per chunk,
-      commit what was acked                  put blocks when full)  batcher, sinks, acks
+    source thread (one per source) ──> bounded queue ──> stage thread ──> bounded queue
+      poll → chunks                    (backpressure:    stages per chunk,      │
+      commit what was acked             put blocks)      in order               v
+                                                                          writer thread
+                                                              batcher, sinks, checkpoints, acks
 
 Why this shape: a source blocked on a full queue stops polling, so a slow disk slows
 consumption instead of growing memory. One writer thread keeps each key's writes in
 order, which the store's offset ranges need. A source commits only what the writer has
 acked, and the writer acks only after every sink's write returned: offsets never run
-ahead of durable data.
+ahead of durable data. The stages get a thread of their own (when there are any) because
+their work (the parse stage's regex kernels) releases the GIL and so overlaps the writer's
+store work on another core; one thread keeps them in order.
 
 Stopping (:meth:`Pipeline.stop`, or SIGTERM/SIGINT under :meth:`Pipeline.run`): sources
 stop polling, each waits until the writer has written and acked everything it emitted
@@ -27,14 +31,24 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TypeVar
 
 import pyarrow as pa
 
 from logpipe.errors import PipelineError
-from logpipe.pipeline.api import AckToken, Chunk, CountsDrops, Sink, Source, Stage
+from logpipe.pipeline.api import (
+    AckToken,
+    Checkpoints,
+    Chunk,
+    CountsDrops,
+    Sink,
+    Source,
+    Stage,
+    WriteResult,
+)
 from logpipe.pipeline.batching import Batcher, BatchLimits, Pending
 from logpipe.pipeline.health import Health
 from logpipe.pipeline.metrics import PipelineMetrics
@@ -46,6 +60,9 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.2
 _MAX_BACKOFF_S = 5.0
+_COMMIT_RETRY_S = 1.0
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -112,6 +129,11 @@ class Pipeline:
         self.stats = PipelineStats()
         self.error: BaseException | None = None
         self._queue: queue.Queue[Chunk | _Barrier | _End] = queue.Queue(queue_chunks)
+        # stage thread -> writer (the same queue when there are no stages)
+        self._staged_q: queue.Queue[Chunk | _Barrier | _End] = (
+            queue.Queue(queue_chunks) if self.stages else self._queue
+        )
+        self._stager: threading.Thread | None = None
         self._by_name = {s.name: s for s in self.sources}
         self._stopping = threading.Event()
         self._abort = threading.Event()
@@ -131,6 +153,9 @@ class Pipeline:
         self.metrics.live.set(1)
         self._writer = threading.Thread(target=self._write_loop, name="logpipe-writer")
         self._writer.start()
+        if self.stages:
+            self._stager = threading.Thread(target=self._stage_loop, name="logpipe-stages")
+            self._stager.start()
         for source in self.sources:
             self.health.problem(f"source {source.name}", "connecting")
             t = threading.Thread(
@@ -172,14 +197,15 @@ class Pipeline:
         try:
             source.open(self._drain, self._resume)
             self.health.problem(f"source {name}", None)
-            next_lag = 0.0
+            next_lag = next_commit = 0.0
             while not self._stopping.is_set():
                 chunks = source.poll(_POLL_S)
                 for chunk in chunks:
                     self._count_in(chunk)
-                    self._put(chunk)
-                source.commit()
+                    self._put(chunk, lag_of=source)
                 now = time.monotonic()
+                if now >= next_commit:
+                    next_commit = 0.0 if self._commit(source) else now + _COMMIT_RETRY_S
                 if now >= next_lag:
                     next_lag = now + 1.0
                     self._report_lag(source)
@@ -193,6 +219,21 @@ class Pipeline:
             self._stopping.set()
             with contextlib.suppress(Exception):
                 source.close()
+
+    def _commit(self, source: Source) -> bool:
+        """Commit what was acked; a failure to write the position (a full disk under a
+        file checkpoint) is reported and retried, not a reason to stop: the data is safe
+        in the sinks, and an older position only means re-reading after a crash."""
+        key = f"source {source.name} commit"
+        try:
+            source.commit()
+        except OSError as exc:
+            self.metrics.source_errors.labels(source.name, "commit").inc()
+            self.health.problem(key, f"cannot save the position: {exc}")
+            log.warning("source %s: commit failed (%s); retrying", source.name, exc)
+            return False
+        self.health.problem(key, None)
+        return True
 
     def _report_lag(self, source: Source) -> None:
         """Consumer lag for the metrics: best effort, never a reason to stop a source."""
@@ -222,14 +263,24 @@ class Pipeline:
                 self.metrics.lines_in.labels(chunk.source).inc(count)
                 self.stats.drop(reason, count)
 
-    def _put(self, item: Chunk | _Barrier | _End) -> None:
-        """Blocks while the queue is full (backpressure), unless the writer is gone."""
+    def _put(self, item: Chunk | _Barrier | _End, lag_of: Source | None = None) -> None:
+        """Blocks while the queue is full (backpressure), unless its reader (the stage
+        thread, or the writer when there are no stages) is gone.
+
+        ``lag_of``: the source whose thread is putting; its lag is refreshed while it waits,
+        so a stalled pipeline (a full disk) shows a growing lag instead of the last one.
+        """
+        next_lag = time.monotonic() + 1.0
+        consumer = self._stager or self._writer
         while True:
             try:
                 self._queue.put(item, timeout=_POLL_S)
             except queue.Full:
-                if self._writer is None or not self._writer.is_alive():
-                    raise PipelineError("the writer thread is gone") from None
+                if consumer is None or not consumer.is_alive():
+                    raise PipelineError("the stage or writer thread is gone") from None
+                if lag_of is not None and time.monotonic() >= next_lag:
+                    next_lag = time.monotonic() + 1.0
+                    self._report_lag(lag_of)
                 continue
             self.metrics.queue_depth.set(self._queue.qsize())
             return
@@ -251,12 +302,68 @@ class Pipeline:
             self._put(_End())
         except PipelineError:
             log.warning("writer is gone; nothing left to flush")
+        if self._stager is not None:
+            self._stager.join()
         if self._writer is not None:
             self._writer.join()
         self.health.set_live(False)
         self.metrics.live.set(0)
         self.metrics.ready.set(0)
         self._done.set()
+
+    # -- stages -------------------------------------------------------------------------
+
+    def _stage_loop(self) -> None:
+        """Run every chunk through the stages, in order, and hand it to the writer."""
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if self._writer is None or not self._writer.is_alive():
+                        raise PipelineError("the writer thread is gone") from None
+                    continue
+                self.metrics.queue_depth.set(self._queue.qsize())
+                if isinstance(item, Chunk):
+                    item = self._staged(item)
+                elif isinstance(item, _End):
+                    for stage in self.stages:
+                        stage.flush()
+                self._put_staged(item)
+                if isinstance(item, _End):
+                    return
+        except BaseException as exc:
+            log.exception("stage thread failed; stopping the pipeline")
+            self.error = self.error or exc
+            self._stopping.set()
+            self._abort.set()
+            with contextlib.suppress(PipelineError):
+                self._put_staged(_End())  # the writer flushes what it holds and exits
+            self._unblock(self._queue, self._threads)
+
+    def _put_staged(self, item: Chunk | _Barrier | _End) -> None:
+        while True:
+            try:
+                self._staged_q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if self._writer is None or not self._writer.is_alive():
+                    raise PipelineError("the writer thread is gone") from None
+
+    def _unblock(
+        self, q: queue.Queue[Chunk | _Barrier | _End], producers: Sequence[threading.Thread]
+    ) -> None:
+        """After a failure: empty ``q`` so its producers, blocked on a full queue, notice
+        the stop, until they are gone or the end marker comes."""
+        while True:
+            try:
+                item = q.get(timeout=_POLL_S)
+            except queue.Empty:
+                if all(not t.is_alive() for t in producers):
+                    return
+                continue
+            if isinstance(item, _End):
+                return
 
     # -- writer -------------------------------------------------------------------------
 
@@ -268,15 +375,8 @@ class Pipeline:
             self.error = self.error or exc
             self._stopping.set()
             self._abort.set()
-            while True:  # unblock sources waiting on a full queue until they notice
-                try:
-                    item = self._queue.get(timeout=_POLL_S)
-                except queue.Empty:
-                    if all(not t.is_alive() for t in self._threads):
-                        break
-                    continue
-                if isinstance(item, _End):
-                    break
+            producers = [self._stager] if self._stager is not None else self._threads
+            self._unblock(self._staged_q, producers)
         finally:
             for stage in self.stages:
                 with contextlib.suppress(Exception):
@@ -292,22 +392,21 @@ class Pipeline:
             self._update_ready()
             wait = self.batcher.wait_s()
             try:
-                item = self._queue.get(timeout=_POLL_S if wait is None else min(wait, _POLL_S))
+                item = self._staged_q.get(timeout=_POLL_S if wait is None else min(wait, _POLL_S))
             except queue.Empty:
                 if self.batcher.due():
                     self._flush()
                 continue
-            self.metrics.queue_depth.set(self._queue.qsize())
+            if self._stager is None:
+                self.metrics.queue_depth.set(self._queue.qsize())
             if isinstance(item, _End):
                 self._flush()
-                for stage in self.stages:
-                    stage.flush()
                 return
             if isinstance(item, _Barrier):
                 self._flush()
                 item.done.set()
                 continue
-            self.batcher.add(self._staged(item))
+            self.batcher.add(item if self._stager is not None else self._staged(item))
             if self.batcher.due():
                 self._flush()
 
@@ -351,6 +450,11 @@ class Pipeline:
             for sink in self.sinks:
                 self._write_with_retry(sink, item, table)
             acks.setdefault(item.source, []).append(item.token)
+        for stage in self.stages:  # what the stages learnt is durable before the acks
+            if isinstance(stage, Checkpoints):
+                name = getattr(stage, "name", type(stage).__name__)
+                counter = self.metrics.stage_errors.labels(name)
+                self._retrying(f"stage {name}", stage.checkpoint, counter.inc)
         for name, tokens in acks.items():
             self._by_name[name].ack(tokens)
         now = time.monotonic()
@@ -368,26 +472,12 @@ class Pipeline:
         a drain outlasts ``drain_timeout_s`` (then nothing is acked)."""
         span = (item.first, item.last) if item.idempotent else None
         data = table if table is not None else RAW_SCHEMA.empty_table()
-        backoff = 0.1
-        gave_up_at = None
-        while True:
-            try:
-                result = sink.write(item.key, data, span)
-            except Exception as exc:
-                self.metrics.sink_errors.labels(sink.name).inc()
-                self.health.problem(f"sink {sink.name}", str(exc))
-                log.warning(
-                    "sink %s: write failed (%s); retrying in %.1f s", sink.name, exc, backoff
-                )
-                if self._stopping.is_set():
-                    gave_up_at = gave_up_at or time.monotonic() + self.drain_timeout_s
-                    if time.monotonic() > gave_up_at or self._abort.is_set():
-                        raise PipelineError(f"sink {sink.name} kept failing: {exc}") from exc
-                time.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                continue
-            self.health.problem(f"sink {sink.name}", None)
-            break
+
+        def write() -> WriteResult:
+            return sink.write(item.key, data, span)
+
+        errors = self.metrics.sink_errors.labels(sink.name)
+        result = self._retrying(f"sink {sink.name}", write, errors.inc)
         self.metrics.lines_out.labels(item.source, sink.name).inc(result.lines)
         self.metrics.bytes_out.labels(item.source, sink.name).inc(result.bytes)
         if result.segments:
@@ -398,6 +488,29 @@ class Pipeline:
         if sink is self.sinks[0]:
             with self._stats_lock:
                 self.stats.lines_out += result.lines
+
+    def _retrying(self, part: str, call: Callable[[], _T], count_error: Callable[[], None]) -> _T:
+        """``call()`` until it works, backing off; ``part`` ("sink store") names the
+        failure on the health probe. Gives up only on abort or when a drain outlasts
+        ``drain_timeout_s`` (PipelineError; then nothing is acked)."""
+        backoff = 0.1
+        gave_up_at = None
+        while True:
+            try:
+                result = call()
+            except Exception as exc:
+                count_error()
+                self.health.problem(part, str(exc))
+                log.warning("%s: write failed (%s); retrying in %.1f s", part, exc, backoff)
+                if self._stopping.is_set():
+                    gave_up_at = gave_up_at or time.monotonic() + self.drain_timeout_s
+                    if time.monotonic() > gave_up_at or self._abort.is_set():
+                        raise PipelineError(f"{part} kept failing: {exc}") from exc
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                continue
+            self.health.problem(part, None)
+            return result
 
     # -- signals ------------------------------------------------------------------------
 

@@ -16,12 +16,16 @@ import pyarrow.compute as pc
 from logpipe.pipeline.api import Drops, WriteResult
 from logpipe.store import DEFAULT_TENANT, Store
 
-__all__ = ["StoreSink"]
+__all__ = ["TENANT_COLUMN", "StoreSink"]
+
+#: Rows that carry their own tenant (pushes with ``X-Scope-OrgID``) name it in this column.
+TENANT_COLUMN = "tenant"
 
 
 class StoreSink:
-    """Writes LogBatches of one tenant into ``store``. Multi-line entries (a joined
-    stack trace, a Kafka message holding several lines) are stored whole."""
+    """Writes LogBatches into ``store``, as ``tenant`` unless the rows carry a ``tenant``
+    column (pushes). Multi-line entries (a joined stack trace, a Kafka message holding
+    several lines) are stored whole."""
 
     def __init__(
         self,
@@ -41,6 +45,8 @@ class StoreSink:
     def write(
         self, key: tuple[str, int], table: pa.Table, span: tuple[int, int] | None
     ) -> WriteResult:
+        if TENANT_COLUMN in table.schema.names:
+            return self._write_tenants(table)
         result = WriteResult()
         position = None
         if span is not None:
@@ -59,6 +65,23 @@ class StoreSink:
         result.segments = len(report.segments)
         result.bytes = int(pc.sum(pc.binary_length(table.column("line"))).as_py() or 0)
         result.drops = Drops(dict(report.rejected))
+        return result
+
+    def _write_tenants(self, table: pa.Table) -> WriteResult:
+        """Rows that name their tenant (pushes; never offset-recorded): one ingest per
+        tenant. Not atomic across tenants: a retry after a failure between two writes
+        stores the first tenant's rows again (at-least-once, as a push retried by its
+        client is)."""
+        result = WriteResult()
+        column = table.column(TENANT_COLUMN).cast(pa.string())
+        for tenant in pc.unique(column).to_pylist():
+            rows = table.filter(pc.equal(column, tenant))
+            report = self.store.ingest_batch(tenant or self.tenant, rows)
+            result.lines += report.accepted
+            result.segments += len(report.segments)
+            result.bytes += int(pc.sum(pc.binary_length(rows.column("line"))).as_py() or 0)
+            for reason, count in report.rejected.items():
+                result.drops.add(reason, count)
         return result
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ form body)::
     /loki/api/v1/label/{name}/values                        {"status", "data": [values]}
     /loki/api/v1/series             streams of match[]      {"status", "data": [{labels}]}
     /loki/api/v1/index/stats        {"streams", "chunks", "entries", "bytes"}
-    /loki/api/v1/push               JSON or protobuf+snappy; 204
+    /loki/api/v1/push               JSON or protobuf+snappy; 204 (429/503 + Retry-After
+                                    when a daemon's push queue is full or its store fails)
     /loki/api/v1/format_query       the query in canonical spelling
     /loki/api/v1/status/buildinfo   what Grafana asks first
     /api/v1/ask                     POST {"question"}: validated LogQL and its answer
@@ -28,6 +29,8 @@ serving whatever a request contains.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -35,6 +38,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
@@ -59,8 +64,10 @@ from logpipe.server.params import (
     parse_range,
 )
 from logpipe.server.push import DEFAULT_MAX_PUSH_BYTES, PushError, decode_push, to_batch
+from logpipe.server.pushqueue import PushBusyError, PushTarget, PushUnavailableError
 from logpipe.server.selectors import Selector, selectors
 from logpipe.store import DEFAULT_TENANT, Store, validate_tenant
+from logpipe.store.store import MAX_TS_NS
 
 if TYPE_CHECKING:
     from logpipe.nl.ask import Asker
@@ -112,6 +119,8 @@ class _Context:
     max_push_bytes: int
     health: Health | None = None
     asker: Asker | None = None
+    push: PushTarget | None = None
+    push_timeout_s: float = 30.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -312,6 +321,8 @@ def create_app(
     max_push_bytes: int = DEFAULT_MAX_PUSH_BYTES,
     health: Health | None = None,
     asker: Asker | None = None,
+    push: PushTarget | None = None,
+    push_timeout_s: float = 30.0,
 ) -> FastAPI:
     """Loki's API over ``store``, answering queries with ``engine`` (an
     :class:`~logpipe.logql.engine.Engine` on the store by default).
@@ -325,6 +336,9 @@ def create_app(
     ``asker`` answers ``/api/v1/ask`` (default: an :class:`~logpipe.nl.ask.Asker` on the
     store and engine, with no examples of its own and the adapter found as
     :func:`~logpipe.nl.backends.find_adapter` finds it).
+    With ``push`` (a daemon's push source), pushes go through the daemon's pipeline and are
+    answered once written, or refused with 429/503 and ``Retry-After`` when it cannot take
+    them (``push_timeout_s``: how long a queued push may wait before it is withdrawn).
     """
     if engine is None:
         engine = Engine(store, limits=limits)
@@ -341,6 +355,8 @@ def create_app(
         max_push_bytes=max_push_bytes,
         health=health,
         asker=asker,
+        push=push,
+        push_timeout_s=push_timeout_s,
     )
     app = FastAPI(
         title="logpipe",
@@ -577,19 +593,76 @@ def _push_route(app: FastAPI, ctx: _Context) -> None:
         if total == 0:
             return Response(status_code=204)
         batch = to_batch(streams)
+        if ctx.push is not None:
+            return await _push_via_pipeline(ctx, ctx.push, tenant, batch)
         report = await run_in_threadpool(ctx.store.ingest_batch, tenant, batch)
         ctx.metrics.pushed_lines.labels(tenant).inc(total)
         ctx.metrics.pushed_bytes.labels(tenant).inc(sum(len(x) for s in streams for x in s.lines))
-        if report.rejected:
-            for reason, count in report.rejected.items():
-                ctx.metrics.rejected_lines.labels(tenant, reason).inc(count)
-            reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(report.rejected.items()))
-            rejected = sum(report.rejected.values())
-            return PlainTextResponse(
-                f"{rejected} of {total} lines were not stored ({reasons}); the others were",
-                status_code=400,
-            )
+        return _push_answer(ctx, tenant, total, report.rejected)
+
+
+def _push_answer(ctx: _Context, tenant: str, total: int, rejected: dict[str, int]) -> Response:
+    """204, or 400 naming the lines that were not stored (the others were)."""
+    if not rejected:
         return Response(status_code=204)
+    for reason, count in rejected.items():
+        ctx.metrics.rejected_lines.labels(tenant, reason).inc(count)
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(rejected.items()))
+    return PlainTextResponse(
+        f"{sum(rejected.values())} of {total} lines were not stored ({reasons}); the others were",
+        status_code=400,
+    )
+
+
+def _retry_later(message: str, status: int, retry_after_s: int) -> Response:
+    return PlainTextResponse(
+        message, status_code=status, headers={"Retry-After": str(retry_after_s)}
+    )
+
+
+async def _push_via_pipeline(
+    ctx: _Context, target: PushTarget, tenant: str, batch: pa.Table
+) -> Response:
+    """Hand the push to the daemon's pipeline and answer once it is written (see
+    :mod:`logpipe.server.pushqueue`). Lines the store would refuse (timestamps outside
+    1970..2116) are refused here, so the answer can name them as a direct write does."""
+    total = batch.num_rows
+    ts = batch.column("ts")
+    in_range = pc.and_(pc.greater_equal(ts, 0), pc.less_equal(ts, MAX_TS_NS))
+    kept = batch.filter(in_range)
+    rejected = {"timestamp_out_of_range": total - kept.num_rows} if kept.num_rows < total else {}
+    if kept.num_rows:
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[str | None] = loop.create_future()
+
+        def settle(error: str | None) -> None:
+            if not outcome.done():
+                outcome.set_result(error)
+
+        def done(error: str | None) -> None:  # called on the pipeline's writer thread
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                loop.call_soon_threadsafe(settle, error)
+
+        try:
+            ticket = target.submit(tenant, kept, done)
+        except PushBusyError as exc:
+            healthy = ctx.health is None or ctx.health.snapshot().ready
+            return _retry_later(str(exc), 429 if healthy else 503, exc.retry_after_s)
+        except PushUnavailableError as exc:
+            return _retry_later(str(exc), 503, exc.retry_after_s)
+        try:
+            error = await asyncio.wait_for(asyncio.shield(outcome), ctx.push_timeout_s)
+        except TimeoutError:
+            if target.cancel(ticket):
+                message = f"not stored within {ctx.push_timeout_s:g} s (is the store full?)"
+                return _retry_later(message + "; send it again", 503, 5)
+            error = await outcome  # already being written: its outcome is the answer
+        if error is not None:
+            return _retry_later(error, 503, 5)
+    ctx.metrics.pushed_lines.labels(tenant).inc(kept.num_rows)
+    line_bytes = pc.sum(pc.binary_length(kept.column("line"))).as_py() or 0
+    ctx.metrics.pushed_bytes.labels(tenant).inc(line_bytes)
+    return _push_answer(ctx, tenant, total, rejected)
 
 
 def _ask_route(app: FastAPI, ctx: _Context) -> None:

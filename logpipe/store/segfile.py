@@ -47,8 +47,12 @@ GRAMS_STREAM = "grams"  # the 8-gram filter (logpipe/store/grams.py); absent in 
 CONT_STREAM = "cont"  # continuation flags of multi-line entries; absent when there are none
 
 
-def encode_lines(lines: Sequence[bytes], ts: np.ndarray) -> EncodedSegment:
-    """Encode one segment's entries with their timestamps.
+def encode_lines(
+    lines: Sequence[bytes], ts: np.ndarray, *, hints: pa.Table | None = None
+) -> EncodedSegment:
+    """Encode one segment's entries with their timestamps (and, optionally, ``hints``: each
+    entry's ``template`` and ``premasked`` form from the daemon's parse stage, which spare
+    mining the segment again; entries of several lines are mined here all the same).
 
     An entry may span lines (a stack trace): the codec stores physical lines, each with the
     entry's timestamp, and a ``cont`` stream marks the lines that continue the entry before
@@ -64,7 +68,13 @@ def encode_lines(lines: Sequence[bytes], ts: np.ndarray) -> EncodedSegment:
         cont.append(0)
         cont.extend([1] * (len(parts) - 1))
     if len(physical) == len(lines):
-        encoded = encode_segment(lines, True, TemplateMiner(), timestamps=ts)
+        templates = hints.column("template").combine_chunks() if hints is not None else None
+        masks = None
+        if hints is not None and "premasked" in hints.schema.names:
+            masks = hints.column("premasked").combine_chunks()
+        encoded = encode_segment(
+            lines, True, TemplateMiner(), timestamps=ts, templates=templates, premasked=masks
+        )
     else:
         counts = np.array([line.count(b"\n") + 1 for line in lines], dtype=np.int64)
         encoded = encode_segment(physical, True, TemplateMiner(), timestamps=np.repeat(ts, counts))

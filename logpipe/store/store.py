@@ -38,6 +38,7 @@ import pyarrow.fs as pafs
 
 from logpipe.archive.container import ArchiveError
 from logpipe.archive.segment import SegmentError
+from logpipe.arrowutil import from_numpy
 from logpipe.errors import StoreError
 from logpipe.labels import LABEL_NAME, LabelError, LabelMatcher, format_labels, parse_labels
 from logpipe.labels import stream_id as make_stream_id
@@ -124,6 +125,7 @@ class _Group(NamedTuple):
     labels: dict[str, str]
     ts: np.ndarray
     lines: list[bytes]
+    hints: pa.Table | None = None  # a parse stage's template (and premask) per line
 
 
 def _check_labels(labels: object) -> dict[str, str]:
@@ -142,6 +144,32 @@ def _check_labels(labels: object) -> dict[str, str]:
             raise StoreError(f"label {name} is not valid Unicode") from None
         out[name] = value
     return out
+
+
+def _string_column(batch: pa.Table | pa.RecordBatch, name: str) -> pa.Array | None:
+    """Column ``name`` as one array of strings (dictionary-encoded ones stay so), if the
+    batch has it with string values."""
+    if name not in batch.schema.names:
+        return None
+    column = batch.column(name)
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return None
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
+def _hints(batch: pa.Table | pa.RecordBatch) -> pa.Table | None:
+    """What a parse stage found per line (``template``, ``premasked``), for the encoder."""
+    template = _string_column(batch, "template")
+    if template is None:
+        return None
+    columns = {"template": template.cast(pa.string())}
+    premasked = _string_column(batch, "premasked")
+    if premasked is not None:
+        columns["premasked"] = premasked
+    return pa.table(columns)
 
 
 def _bounds(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
@@ -294,7 +322,10 @@ class Store:
         :mod:`logpipe.records`), grouped by stream; atomic and idempotent like :meth:`ingest`.
 
         Per-row problems are counted, not raised: ``no_timestamp`` (null ``ts``),
-        ``invalid_labels``, ``timestamp_out_of_range``.
+        ``invalid_labels``, ``timestamp_out_of_range``. A ``template`` column (string, as
+        the daemon's parse stage adds) is used as each line's template instead of mining
+        the segment again, with ``premasked`` (the stage's premask) for the line layouts
+        (see :func:`logpipe.archive.codec.encode_segment`).
         """
         tenant = validate_tenant(tenant)
         missing = [c for c in ("ts", "labels", "line") if c not in batch.schema.names]
@@ -314,6 +345,7 @@ class Store:
             label_text = label_text.combine_chunks()
         codes = label_text.indices.to_numpy(zero_copy_only=False)
         lines_all = batch.column("line").cast(pa.binary()).to_pylist()
+        hints_all = _hints(batch)
         by_stream: dict[str, tuple[dict[str, str], list[int]]] = {}
         for code, text in enumerate(label_text.dictionary.to_pylist()):
             rows = np.flatnonzero((codes == code) & valid).tolist()
@@ -329,13 +361,20 @@ class Store:
         groups = []
         for labels, rows in by_stream.values():
             rows.sort()  # two spellings of one label set: keep the batch's order
-            group = self._clean_group(labels, ts_all[rows], [lines_all[r] for r in rows], report)
-            groups.append(group)
+            hints = None
+            if hints_all is not None:
+                hints = hints_all.take(from_numpy(np.asarray(rows, dtype=np.int64)))
+            lines = [lines_all[r] for r in rows]
+            groups.append(self._clean_group(labels, ts_all[rows], lines, report, hints))
         return self._commit(tenant, groups, position, report)
 
     @staticmethod
     def _clean_group(
-        labels: dict[str, str], ts: np.ndarray, lines: list[bytes], report: IngestReport
+        labels: dict[str, str],
+        ts: np.ndarray,
+        lines: list[bytes],
+        report: IngestReport,
+        hints: pa.Table | None = None,
     ) -> _Group:
         """The group without the lines that cannot be stored (counted in ``report``)."""
         for line in lines:
@@ -345,7 +384,9 @@ class Store:
         report.reject("timestamp_out_of_range", int((~ok).sum()))
         keep = np.flatnonzero(ok)  # a multi-line entry is stored whole (segfile's cont)
         kept_lines = [bytes(lines[i]) for i in keep.tolist()]
-        return _Group(labels, ts[keep], kept_lines)
+        if hints is not None and len(keep) != len(lines):
+            hints = hints.take(from_numpy(keep.astype(np.int64)))
+        return _Group(labels, ts[keep], kept_lines, hints)
 
     def _check_position(
         self, tenant: str, manifest: Manifest, position: tuple[str, int, int, int] | None
@@ -433,13 +474,15 @@ class Store:
         order = np.argsort(group.ts, kind="stable")
         ts = group.ts[order]
         lines = [group.lines[i] for i in order.tolist()]
+        hints = None if group.hints is None else group.hints.take(from_numpy(order))
         sid = make_stream_id(group.labels)
         stream_text = format_labels(group.labels)
         for a, b in self._chunks(ts, lines):
             chunk_ts = np.ascontiguousarray(ts[a:b])
             chunk = lines[a:b]
             try:
-                encoded = encode_lines(chunk, chunk_ts)
+                part = None if hints is None else hints.slice(a, b - a)
+                encoded = encode_lines(chunk, chunk_ts, hints=part)
             except ValueError as exc:
                 raise StoreError(
                     f"cannot encode: {exc}", tenant=tenant, stream=stream_text

@@ -12,6 +12,7 @@ from logpipe.config import parse_config
 from logpipe.daemon import build_pipeline
 from logpipe.detect.stage import DetectStage
 from logpipe.errors import ModelError
+from logpipe.pipeline import ParseStage
 from logpipe.store import Store
 from tests.alert_receiver import receiver
 from tests.detectors import PairDetector
@@ -67,8 +68,8 @@ def test_the_daemon_pipeline_archives_everything_and_alerts_once(tmp_path: Path)
         store = Store(config.store.root)
         pipeline = build_pipeline(config, store, detectors={"pairs": PairDetector.load})
         assert pipeline is not None
-        [stage] = pipeline.stages
-        assert isinstance(stage, DetectStage)
+        [parse, stage] = pipeline.stages  # detection reads the parse stage's templates
+        assert isinstance(parse, ParseStage) and isinstance(stage, DetectStage)
         pipeline.start()
         [post] = r.wait_for(1, timeout_s=20)  # minute 3 closes when minute 4's lines arrive
         pipeline.stop()
@@ -99,4 +100,5 @@ def test_disabled_detection_adds_no_stage(tmp_path: Path) -> None:
     text = config_text(tmp_path, tmp_path / "model", "http://127.0.0.1:1/")
     config = parse_config(text, environ={"LOGPIPE_DETECT__ENABLED": "false"})
     pipeline = build_pipeline(config, Store(tmp_path / "store"))
-    assert pipeline is not None and pipeline.stages == []
+    assert pipeline is not None
+    assert [type(s) for s in pipeline.stages] == [ParseStage]

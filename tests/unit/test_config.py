@@ -75,7 +75,12 @@ def test_env_override_errors_name_the_variable() -> None:
 
 def test_source_names_must_be_unique() -> None:
     text = '[[sources.files]]\npaths = ["a"]\n[[sources.files]]\npaths = ["b"]\n'
-    assert errors_of(text) == [("sources", "source names must be unique: ['files']")]
+    unique = "source names must be unique (pushes to the API are 'push')"
+    assert errors_of(text) == [("sources", f"{unique}: ['files']")]
+    # "push" is taken while the API (and so pushes) is on
+    text = '[[sources.files]]\nname = "push"\npaths = ["a"]\n'
+    assert errors_of(text) == [("sources", f"{unique}: ['push']")]
+    assert parse_config(text + "[server]\nenabled = false\n", environ={}).sources.files
 
 
 def test_label_names_are_checked() -> None:
@@ -95,14 +100,8 @@ def test_embedded_default_tails_the_shipped_samples() -> None:
 
 def test_schema_is_json_schema_of_every_section() -> None:
     schema = Config.model_json_schema()
-    assert set(schema["properties"]) == {
-        "store",
-        "sources",
-        "pipeline",
-        "server",
-        "logging",
-        "detect",
-    }
+    sections = {"store", "sources", "sinks", "pipeline", "parse", "server", "logging", "detect"}
+    assert set(schema["properties"]) == sections
     assert schema["additionalProperties"] is False
 
 
@@ -152,3 +151,11 @@ def test_config_check_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_config_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "schema"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "Config"
+
+
+def test_sink_names_must_be_unique_and_not_the_stores() -> None:
+    bad = '[[sinks.kafka]]\nname = "store"\nbootstrap = "x:1"\ntopic = "t"\n'
+    with pytest.raises(ConfigError, match="sink names must be unique"):
+        parse_config(bad, environ={})
+    ok = parse_config('[[sinks.kafka]]\nbootstrap = "x:1"\ntopic = "out"\n', environ={})
+    assert ok.sinks.kafka[0].name == "kafka-out"

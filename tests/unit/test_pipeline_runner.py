@@ -215,6 +215,37 @@ def test_a_failing_sink_is_retried_nothing_lost_and_health_reports_it() -> None:
     assert 'logpipe_sink_errors_total{sink="fake-sink"} 3.0' in text
 
 
+class CheckpointOnFullDisk(FakeSource):
+    """A source whose position file cannot be written for its first ``fail`` commits."""
+
+    def __init__(self, total: int, fail: int) -> None:
+        super().__init__(total, per_chunk=10)
+        self.fail = fail
+
+    def commit(self) -> None:
+        with self.lock:
+            dirty = self.acked != self.committed
+        if dirty and self.fail:
+            self.fail -= 1
+            raise OSError(28, "No space left on device", "checkpoint.json")
+        super().commit()
+
+
+def test_a_failing_commit_is_reported_and_retried_never_stopping_the_source() -> None:
+    source, sink = CheckpointOnFullDisk(100, fail=2), FakeSink()
+    pipe = Pipeline([source], [], [sink], limits=BatchLimits(max_lines=10, max_age_s=0.01))
+    pipe.start()
+    _run_until(pipe, lambda: source.fail == 1)
+    assert any("cannot save the position" in r for r in pipe.health.snapshot().reasons)
+    _run_until(pipe, lambda: source.fail == 0 and source.committed == {("t", 0): 100}, 15)
+    _run_until(pipe, lambda: pipe.health.snapshot().ready)
+    pipe.stop()
+    assert pipe.join(10) and pipe.error is None
+    assert sum(map(len, sink.lines.values())) == 100
+    text = pipe.metrics.exposition().decode()
+    assert 'logpipe_source_errors_total{kind="commit",source="fake"} 2.0' in text
+
+
 class Exploding:
     """A buggy stage: raises on batches holding ``line 1``."""
 
@@ -303,3 +334,27 @@ def test_pipeline_rejects_bad_wiring() -> None:
         Pipeline([FakeSource(1)], [], [])
     with pytest.raises(PipelineError, match="unique"):
         Pipeline([FakeSource(1), FakeSource(1)], [], [FakeSink()])
+
+
+class FailsAtFlush:
+    """A stage whose flush (at the end of the stream) raises: a bug in a stage."""
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return batch
+
+    def flush(self) -> None:
+        raise RuntimeError("flush bug")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_stage_thread_stops_the_pipeline_without_hanging() -> None:
+    source, sink = FakeSource(30, per_chunk=10), FakeSink()
+    pipe = Pipeline([source], [FailsAtFlush()], [sink], limits=BatchLimits(max_age_s=0.01))
+    pipe.start()
+    _run_until(pipe, lambda: sum(map(len, sink.lines.values())) == 30)
+    pipe.stop()
+    assert pipe.join(10)
+    assert isinstance(pipe.error, RuntimeError) and "flush bug" in str(pipe.error)
+    assert source.committed == {("t", 0): 30}  # what was written before is committed
