@@ -11,34 +11,18 @@ from typing import Any
 import pytest
 
 from logpipe.logql import parse_query
-from logpipe.logql.engine import Engine
-from logpipe.logql.results import QueryResult
 from logpipe.nl.ask import Asker
 from logpipe.nl.backends import ModelCache
 from logpipe.nl.prompt import Prompt
 from logpipe.server import create_app
 from logpipe.server.runner import BackgroundServer
-from logpipe.store import Store
+from tests.engines import RecordingEngine
 from tests.nlfakes import webshop_store
 from tests.serverutil import http
 
 JSON = {"Content-Type": "application/json"}
 GARBAGE = ["SELECT 1", 'sum(count_over_time({app="webshp"} |= "Failed login" [1 hour]',
            "3", '{app=~".*"}']  # fmt: skip
-
-
-class RecordingEngine:
-    def __init__(self, store: Store) -> None:
-        self.inner = Engine(store)
-        self.queries: list[str] = []
-
-    def query_range(self, query: str, **kwargs: Any) -> QueryResult:
-        self.queries.append(query)
-        return self.inner.query_range(query, **kwargs)
-
-    def query_instant(self, query: str, **kwargs: Any) -> QueryResult:
-        self.queries.append(query)
-        return self.inner.query_instant(query, **kwargs)
 
 
 class Garbage:

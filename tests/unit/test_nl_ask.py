@@ -13,7 +13,6 @@ import pytest
 from logpipe.errors import LogQLError, UsageError
 from logpipe.logql import parse_query
 from logpipe.logql.engine import Engine
-from logpipe.logql.results import QueryResult
 from logpipe.logql.units import parse_duration
 from logpipe.nl.ask import Asker, AskRequest
 from logpipe.nl.backends import (
@@ -29,6 +28,7 @@ from logpipe.nl.data import Pair
 from logpipe.nl.prompt import Prompt
 from logpipe.nl.tree import walk
 from logpipe.store import Store
+from tests.engines import RecordingEngine
 from tests.nlfakes import webshop_store
 
 HOUR = 3_600_000_000_000
@@ -42,22 +42,6 @@ GARBAGE = [
     'topk(0, count_over_time({app="webshop"}[5m]))',  # parses; k must be > 0
     '{app="webshop"} | line_format "{{ nosuchfunction .a }}"',  # template does not compile
 ]
-
-
-class RecordingEngine:
-    """The real engine, recording every query that reaches it."""
-
-    def __init__(self, store: Store) -> None:
-        self.inner = Engine(store)
-        self.queries: list[str] = []
-
-    def query_range(self, query: str, **kwargs: Any) -> QueryResult:
-        self.queries.append(query)
-        return self.inner.query_range(query, **kwargs)
-
-    def query_instant(self, query: str, **kwargs: Any) -> QueryResult:
-        self.queries.append(query)
-        return self.inner.query_instant(query, **kwargs)
 
 
 class StubModel:
