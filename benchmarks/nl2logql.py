@@ -21,7 +21,8 @@ Why it is built this way:
   substituted; :mod:`logpipe.nl.baseline`); ``base``, the untuned SmolLM2-135M-Instruct and
   ``tuned``, it with a LoRA adapter (``--adapter``), both through the whole loop of
   :func:`logpipe.nl.answer.answer` (schema-aware prompt, ``--candidates`` replies, validation,
-  repair, execution), a "cannot answer" scored as an invalid prediction. Beside the baseline,
+  repair, grounding of line filters in the store's templates unless ``--no-grounding``,
+  execution), a "cannot answer" scored as an invalid prediction. Beside the baseline,
   for reference only, the same baseline on a split of single pairs rather than question
   groups: the dataset instantiates each question for several applications, so such a split
   scores recall of a near twin.
@@ -108,7 +109,9 @@ def run_retrieval_random_split(setup: Setup, questions: int | None) -> Scores:
     return score(setup.engine, held, lambda q: baseline.predict(q, setup.labels), setup.window)
 
 
-def run_model(setup: Setup, questions: int | None, adapter: Path | None, n: int) -> Scores:
+def run_model(
+    setup: Setup, questions: int | None, adapter: Path | None, n: int, grounding: bool = True
+) -> Scores:
     """A model through the full loop: schema-aware prompt, ``n`` candidates, validation and
     repair, execution; a "cannot answer" counts as an invalid prediction."""
     from logpipe.models.nl2logql.generate import ModelGenerator, apply_adapter
@@ -116,6 +119,7 @@ def run_model(setup: Setup, questions: int | None, adapter: Path | None, n: int)
 
     from logpipe.nl.answer import answer, engine_executor
     from logpipe.nl.data import group_keys
+    from logpipe.nl.ground import TemplateGrounder, store_probe
     from logpipe.nl.prompt import Example, PromptBuilder, schema_from_store
 
     loaded = load_base_model()
@@ -127,12 +131,15 @@ def run_model(setup: Setup, questions: int | None, adapter: Path | None, n: int)
     w = setup.window
     schema = schema_from_store(setup.built.store, w.tenant, templates=setup.templates)
     execute = engine_executor(setup.engine, start_ns=w.start_ns, end_ns=w.end_ns, tenant=w.tenant)
+    probe = store_probe(setup.engine, start_ns=w.start_ns, end_ns=w.end_ns, tenant=w.tenant)
+    ground = TemplateGrounder(schema.templates, probe).ground if grounding else None
     baseline = RetrievalBaseline(train)
 
     def predict(question: str) -> str | None:
         prompt = builder.build(question, schema)
         return answer(question, prompt, generator, n=n, labels=schema.labels, execute=execute,
-                      fallback=lambda q: baseline.predict(q, setup.labels)).query  # fmt: skip
+                      fallback=lambda q: baseline.predict(q, setup.labels),
+                      ground=ground).query  # fmt: skip
 
     pairs = setup.split.heldout[:questions] if questions else setup.split.heldout
     return score(setup.engine, pairs, predict, setup.window)
@@ -156,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="LoRA adapter directory for the tuned row")  # fmt: skip
     parser.add_argument("--candidates", type=int, default=2,
                         help="model candidates per question (default 2)")  # fmt: skip
+    parser.add_argument("--no-grounding", action="store_true",
+                        help="keep line filters that match nothing (ablation of "
+                             "logpipe.nl.ground)")  # fmt: skip
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -192,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 adapter = args.adapter if system == "tuned" else None
-                results[system] = run_model(setup, questions, adapter, args.candidates)
+                results[system] = run_model(
+                    setup, questions, adapter, args.candidates, grounding=not args.no_grounding
+                )
 
     header = ["system", "questions", "exact", "execution", "execution (gold not empty)",
               "valid", "latency median s", "latency p90 s"]  # fmt: skip

@@ -4,11 +4,13 @@ A generator (the LM, or any stub with the same method) proposes N candidate repl
 cut down to its query (:func:`~logpipe.nl.repair.extract_query`), parsed and validated by
 our LogQL parser; one that fails gets the light text repairs, one by one and then all
 together, and is parsed again; one that parses gets its selector moved to known label names
-and values. What still fails is rejected with the parser's message. Valid candidates are
-merged by their normalised query (votes), the most voted are executed, and the answer is
-the candidate that returns data, then the most voted, then the earliest. When no candidate
-validates the answer is "cannot answer", with the closest valid query we know (from a
-fallback such as the retrieval baseline) for the user to start from — never an invented one.
+and values, and (given a grounder) its line filters that match no line of the store put on
+the store's own text (:mod:`logpipe.nl.ground`). What still fails is rejected with the
+parser's message. Valid candidates are merged by their normalised query (votes), the most
+voted are executed, and the answer is the candidate that returns data, then the most voted,
+then the earliest. When no candidate validates the answer is "cannot answer", with the
+closest valid query we know (from a fallback such as the retrieval baseline) for the user to
+start from — never an invented one.
 
 Only queries that passed :func:`~logpipe.logql.parse_query` are ever executed, and only
 queries that read logs (a valid ``3`` or ``vector(1)`` would be an invented answer).
@@ -35,6 +37,7 @@ __all__ = [
     "Candidate",
     "ExecOutcome",
     "Generator",
+    "Grounder",
     "QueryRunner",
     "answer",
     "engine_executor",
@@ -116,10 +119,17 @@ def _parse_valid(text: str) -> tuple[ast.Expr | None, str | None]:
         return None, str(exc)
 
 
+Grounder = Callable[[ast.Expr, str], tuple[ast.Expr, list[str]]]
+
+
 def validate_candidate(
-    raw: str, question: str, labels: Mapping[str, Sequence[str]] | None = None
+    raw: str,
+    question: str,
+    labels: Mapping[str, Sequence[str]] | None = None,
+    ground: Grounder | None = None,
 ) -> Candidate:
-    """Extract, parse, validate and (lightly) repair one reply."""
+    """Extract, parse, validate and (lightly) repair one reply; ``ground`` (see
+    :mod:`logpipe.nl.ground`) replaces line filters that match nothing in the store."""
     text = extract_query(raw)
     candidate = Candidate(raw, text)
     if not text:
@@ -155,6 +165,12 @@ def validate_candidate(
             expr2, error = _parse_valid(format_query(fixed_expr))
             if expr2 is not None:
                 expr, candidate.repairs = expr2, [*candidate.repairs, *done]
+    if ground is not None and any(isinstance(node, ast.LogExpr) for node in walk(expr)):
+        grounded, done = ground(expr, question)
+        if done:
+            expr3, _ = _parse_valid(format_query(grounded))
+            if expr3 is not None:
+                expr, candidate.repairs = expr3, [*candidate.repairs, *done]
     if not any(isinstance(node, ast.LogExpr) for node in walk(expr)):
         # valid LogQL (``3``, ``vector(1)``) that reads no logs would be an invented answer
         candidate.error = "the query reads no logs (no stream selector)"
@@ -188,6 +204,7 @@ def answer(
     execute: Executor | None = None,
     max_executions: int = 3,
     fallback: Callable[[str], str | None] | None = None,
+    ground: Grounder | None = None,
 ) -> Answer:
     """The best valid query for ``question`` among ``n`` candidates of ``generator``."""
     timings: dict[str, float] = {}
@@ -195,7 +212,7 @@ def answer(
     replies = generator.generate(prompt, n)
     timings["generate_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    candidates = [validate_candidate(r, question, labels) for r in replies]
+    candidates = [validate_candidate(r, question, labels, ground) for r in replies]
     valid = _merge(candidates)
     timings["validate_s"] = time.perf_counter() - started
     if not valid:

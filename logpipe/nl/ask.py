@@ -12,8 +12,10 @@ One service behind ``logpipe ask --store`` and ``POST /api/v1/ask``:
    the templates and the examples nearest to the question).
 3. **Candidates** from the backend (:mod:`logpipe.nl.backends`: the model, or retrieval).
 4. **Never trusted**: :func:`logpipe.nl.answer.answer` parses, validates and repairs each
-   candidate; only valid queries run, through an executor that parses them once more; a
-   question with no valid candidate gets "cannot answer" and the closest known query.
+   candidate (a line filter that matches nothing in the window is put on the store's own
+   text, :mod:`logpipe.nl.ground`); only valid queries run, through an executor that
+   parses them once more; a question with no valid candidate gets "cannot answer" and the
+   closest known query.
 
 Times: a log query runs over ``[end - since, end)``, a metric query as an instant query at
 ``end`` (its ranges say how far back it looks); ``end`` is now unless given.
@@ -35,6 +37,7 @@ from logpipe.nl.answer import Answer, Generator, QueryRunner, answer, engine_exe
 from logpipe.nl.backends import BackendChoice, ModelCache, RetrievalGenerator, choose_backend
 from logpipe.nl.baseline import RetrievalBaseline
 from logpipe.nl.data import Pair
+from logpipe.nl.ground import TemplateGrounder, store_probe
 from logpipe.nl.prompt import Example, Prompt, PromptBuilder, Schema, schema_from_store
 from logpipe.nl.storeschema import (
     StoreTemplates,
@@ -236,14 +239,18 @@ class Asker:
         prompt = known.builder.build(request.question, known.schema)
         end = request.end_ns if request.end_ns is not None else self.clock()
         execute = None
+        ground = None
         if not request.dry_run:
-            execute = engine_executor(self.engine, start_ns=end - request.since_ns, end_ns=end,
+            start = end - request.since_ns
+            execute = engine_executor(self.engine, start_ns=start, end_ns=end,
                                       tenant=request.tenant, limit=request.limit)  # fmt: skip
+            probe = store_probe(self.engine, start_ns=start, end_ns=end, tenant=request.tenant)
+            ground = TemplateGrounder(known.schema.templates, probe).ground
         baseline = known.baseline
         fallback = (lambda q: baseline.predict(q, known.schema.labels)) if baseline else None
         result = answer(request.question, prompt, generator, n=request.candidates,
                         labels=known.schema.labels, execute=execute,
-                        fallback=fallback)  # fmt: skip
+                        fallback=fallback, ground=ground)  # fmt: skip
         timings.update(result.timings)
         return AskResult(request, result, prompt, choice, time.perf_counter() - started,
                          execute is not None and result.status == "answered",

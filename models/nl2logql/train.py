@@ -53,6 +53,7 @@ __all__ = [
     "TrainReport",
     "batch_indices",
     "encode",
+    "export_adapter",
     "main",
     "reply_loss",
     "train",
@@ -215,7 +216,6 @@ def train(
     time-boxed sessions: the next call resumes. The adapter and report are written only
     when the run is complete."""
     from peft import (  # noqa: PLC0415 - peft loads only when training
-        LoraConfig,
         get_peft_model,
         get_peft_model_state_dict,
         set_peft_model_state_dict,
@@ -228,8 +228,7 @@ def train(
     if not encoded:
         raise ModelError(f"no training example fits in {cfg.max_length} tokens")
     pad = tokenizer.pad_token_id if isinstance(tokenizer.pad_token_id, int) else 0
-    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")  # fmt: skip
+    lora = _lora_config(cfg)
     if cfg.gradient_checkpointing:
         model.config.use_cache = False  # a KV cache is for generation; it cannot be kept here
         model.activation_checkpointing_enable(
@@ -302,6 +301,39 @@ def train(
     return report
 
 
+def _lora_config(cfg: TrainConfig) -> Any:
+    from peft import LoraConfig  # noqa: PLC0415 - peft loads only when training
+
+    return LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")  # fmt: skip
+
+
+def export_adapter(run_dir: Path, dest: Path) -> int:
+    """Write the latest checkpoint of ``run_dir`` as a peft adapter directory at ``dest``
+    (what :func:`~logpipe.models.nl2logql.generate.apply_adapter` loads); its step.
+
+    Why: a CPU run is often stopped before its last step (``--stop-after``), and a stopped
+    run's weights are worth scoring; the checkpoint already holds them, and its recorded
+    config says how the adapter was shaped, so the base model is not needed here."""
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    found = latest_checkpoint(run_dir)
+    if found is None:
+        raise ModelError(f"{run_dir} holds no checkpoint to export")
+    ckpt = load_checkpoint(found)
+    config = dict(ckpt.state.get("config", {}))
+    config["target_modules"] = tuple(config.get("target_modules", ()))
+    try:
+        cfg = TrainConfig(**config)
+    except TypeError as exc:
+        raise ModelError(f"the checkpoint {found} records an unknown config: {exc}") from None
+    dest.mkdir(parents=True, exist_ok=True)
+    _lora_config(cfg).save_pretrained(str(dest))
+    save_file({k: v.contiguous() for k, v in ckpt.adapter.items()},
+              str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})  # fmt: skip
+    return int(ckpt.step)
+
+
 def _log(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
@@ -345,7 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="stop this run after N steps (resume later)")  # fmt: skip
+    parser.add_argument("--export", type=Path, default=None, metavar="DIR",
+                        help="write the latest checkpoint of --out as an adapter directory "
+                             "at DIR and exit (score a stopped run)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.export is not None:
+        try:
+            step = export_adapter(args.out, args.export)
+        except LogpipeError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return exc.exit_code
+        sys.stdout.write(json.dumps({"exported_step": step, "adapter": str(args.export)}) + "\n")
+        return 0
     cfg = TrainConfig(steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
                       micro_batch_size=args.micro_batch_size,
                       gradient_checkpointing=not args.no_gradient_checkpointing,

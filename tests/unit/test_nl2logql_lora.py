@@ -17,6 +17,7 @@ from logpipe.models.nl2logql.train import (
     batch_indices,
     collate,
     encode,
+    export_adapter,
     reply_loss,
     train,
 )
@@ -123,3 +124,22 @@ def test_micro_batches_give_the_gradient_of_the_whole_batch(tmp_path: Path) -> N
     wa = load_file(str(tmp_path / "a" / "adapter" / "adapter_model.safetensors"))
     wb = load_file(str(tmp_path / "b" / "adapter" / "adapter_model.safetensors"))
     assert all(torch.allclose(wa[k], wb[k], atol=1e-4) for k in wa)
+
+
+def test_an_exported_checkpoint_is_the_adapter_a_finished_run_writes(tmp_path: Path) -> None:
+    from logpipe.models.nl2logql.generate import apply_adapter
+
+    tok = tiny_tokenizer()
+    train(tiny_model(len(tok)), tok, examples(), CFG, tmp_path, device="cpu")
+    assert export_adapter(tmp_path, tmp_path / "exported") == CFG.steps
+    written = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    exported = load_file(str(tmp_path / "exported" / "adapter_model.safetensors"))
+    assert written.keys() == exported.keys()
+    assert all(torch.equal(written[k], exported[k]) for k in written)
+    ids = torch.tensor([[1, 5, 9, 3]])
+    with torch.no_grad():
+        a = apply_adapter(tiny_model(len(tok)), tmp_path / "adapter")(ids).logits
+        b = apply_adapter(tiny_model(len(tok)), tmp_path / "exported")(ids).logits
+    assert torch.allclose(a, b)
+    with pytest.raises(ModelError, match="no checkpoint"):
+        export_adapter(tmp_path / "empty", tmp_path / "x")
