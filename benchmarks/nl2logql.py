@@ -45,8 +45,11 @@ from rich.console import Console
 
 from benchmarks.common import (
     LOGHUB_CITATION,
+    RESULTS_MD,
     default_data_dir,
     fmt,
+    md_table,
+    replace_section,
     rich_table,
     run_info,
     table_console,
@@ -62,6 +65,8 @@ SYSTEMS = ("retrieval", "base", "tuned")
 PENDING = {"tuned": "fine-tuned SmolLM2-135M: no adapter given (--adapter DIR, from "
                     "make train-nl2logql)"}  # fmt: skip
 QUICK_QUESTIONS = 20
+SECTION_BEGIN = "<!-- benchmark:nl2logql:begin -->"
+SECTION_END = "<!-- benchmark:nl2logql:end -->"
 
 
 @dataclass
@@ -145,6 +150,35 @@ def run_model(
     return score(setup.engine, pairs, predict, setup.window)
 
 
+def _section(header: list[str], rows: list[list[str]], info_line: str, split: Split,
+             scores: Scores | None) -> str:  # fmt: skip
+    gold = ""
+    if scores is not None:
+        gold = (f" Gold queries with a non-empty result: {scores.gold_nonempty} of "
+                f"{scores.n - scores.gold_errors}; gold queries that fail to run: "
+                f"{scores.gold_errors}.")  # fmt: skip
+    return "\n".join([
+        SECTION_BEGIN,
+        "## NL2LogQL: questions to LogQL on the held-out split",
+        "",
+        info_line,
+        "",
+        f"Held-out split of the shared NL2LogQL pairs: {len(split.heldout)} questions in "
+        f"{len(split.heldout_groups)} question groups never trained on (whole groups: no "
+        "variant of a held-out question is seen in training). Execution = same result as the "
+        "gold query over the Loghub 2k samples of OpenSSH, OpenStack and HDFS; exact = same "
+        "normalised syntax tree; valid = parses and validates. Model rows run the whole "
+        "`logpipe ask` loop (prompt, candidates, validation, repair, grounding, execution); "
+        "latency is per question on this CPU." + gold,
+        "",
+        md_table(header, rows),
+        "",
+        f"Data: Loghub 2k samples. {LOGHUB_CITATION}",
+        "",
+        SECTION_END,
+    ])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.nl2logql",
@@ -163,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="LoRA adapter directory for the tuned row")  # fmt: skip
     parser.add_argument("--candidates", type=int, default=2,
                         help="model candidates per question (default 2)")  # fmt: skip
+    parser.add_argument("--write-results", action="store_true",
+                        help="rewrite this benchmark's section of RESULTS.md")  # fmt: skip
     parser.add_argument("--no-grounding", action="store_true",
                         help="keep line filters that match nothing (ablation of "
                              "logpipe.nl.ground)")  # fmt: skip
@@ -171,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         parser.error(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if args.quick and args.write_results:
+        parser.error("--write-results records full runs only; drop --quick")
     data_dir = args.data_dir or default_data_dir()
     if not (data_dir / DATASET_RELPATH).is_file():
         print(f"error: {data_dir / DATASET_RELPATH} not found; pass --data-dir", file=sys.stderr)
@@ -223,6 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{any_scores.n - any_scores.gold_errors}; gold queries that fail to run: "
                   f"{any_scores.gold_errors}")  # fmt: skip
     out.print(f"data: Loghub 2k samples. {LOGHUB_CITATION}")
+    if args.write_results:
+        info_line = (f"Produced by `python -m benchmarks.nl2logql {' '.join(argv or sys.argv[1:])}`"
+                     f" on {info.date}, commit `{info.commit}`; machine: {info.cpu}, "
+                     f"{info.cores} cores (shared: latencies are upper bounds); Python "
+                     f"{info.python}.")  # fmt: skip
+        replace_section(RESULTS_MD, _section(header, rows, info_line, split, any_scores),
+                        SECTION_BEGIN, SECTION_END)  # fmt: skip
+        out.print(f"wrote {RESULTS_MD}")
     if args.json:
         dataset = {"usable": len(split.train) + len(split.heldout),
                    "rejected": len(setup.rejected), "train": len(split.train),

@@ -32,3 +32,19 @@ def test_unknown_systems_are_a_usage_error(shared_data: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         nl2logql.main(["--systems", "oracle", "--data-dir", str(shared_data)])
     assert exc.value.code == 2
+
+
+def test_write_results_replaces_only_its_own_section(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n<!-- benchmark:parsing:begin -->\nkept\n"
+                       "<!-- benchmark:parsing:end -->\n")  # fmt: skip
+    monkeypatch.setattr(nl2logql, "RESULTS_MD", results)
+    assert nl2logql.main(["--write-results", "--data-dir", str(shared_data)]) == 0
+    text = results.read_text()
+    assert "<!-- benchmark:parsing:begin -->\nkept\n" in text
+    section = text[text.index(nl2logql.SECTION_BEGIN) : text.index(nl2logql.SECTION_END)]
+    assert "| retrieval |" in section and "held-out" in section
+    with pytest.raises(SystemExit):
+        nl2logql.main(["--write-results", "--quick", "--data-dir", str(shared_data)])
