@@ -35,6 +35,7 @@ _EMPTY_SELECTOR = (
     'app=~".+" will'
 )
 _PATTERN_CAPTURE = re.compile(r"<([^<>]*)>")
+_NAMED_GROUP = re.compile(r"(?<!\\)\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>")
 
 
 class _Checker:
@@ -57,6 +58,24 @@ class _Checker:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             self.fail(f"invalid {what} {pattern!r}: {exc}", pos)
 
+    def regexp_parser(self, stage: ast.RegexpParser) -> None:
+        """As Loki's ``NewRegexpParser``: RE2 syntax, a named capture, each name once (an
+        extracted label cannot be two things); then the pattern must compile where the
+        parser runs it (Python's ``re``), so nothing that validates fails at execution."""
+        self.regex(stage.pattern, stage.pos, "regexp parser expression")
+        names = _NAMED_GROUP.findall(stage.pattern)
+        if not names:
+            self.fail("at least one named capture must be supplied", stage.pos)
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                self.fail(f"duplicate extracted label name '{name}'", stage.pos)
+            seen.add(name)
+        try:
+            re.compile(stage.pattern)
+        except re.error as exc:
+            self.fail(f"invalid regexp parser expression {stage.pattern!r}: {exc}", stage.pos)
+
     def cidr(self, text: str, pos: int) -> None:
         try:
             if "-" in text:
@@ -78,9 +97,7 @@ class _Checker:
                 elif stage.op in ("|~", "!~"):
                     self.regex(value, stage.pos, "regular expression")
         elif isinstance(stage, ast.RegexpParser):
-            self.regex(stage.pattern, stage.pos, "regexp parser expression")
-            if "(?P<" not in stage.pattern and "(?<" not in stage.pattern:
-                self.fail("at least one named capture must be supplied", stage.pos)
+            self.regexp_parser(stage)
         elif isinstance(stage, ast.PatternParser):
             names = [n for n in _PATTERN_CAPTURE.findall(stage.pattern) if n != "_"]
             if not names:

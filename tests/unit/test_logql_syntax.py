@@ -222,6 +222,8 @@ INVALID = [
     ('rate({app="foo"}[5m]) and on (a) group_left rate({app="b"}[5m])', "no grouping allowed"),
     ('{app="foo"} |~ "(unclosed"', "invalid regular expression"),
     ('{app="foo"} | regexp "(.*)"', "at least one named capture"),
+    ('{app="foo"} | regexp "(?P<x>a)|(?P<x>b)"', "duplicate extracted label name 'x'"),
+    ('{app="foo"} | regexp "(?P<x>a)(?P<y>b)(?P<x>c)"', "duplicate extracted label name 'x'"),
     ('{app="foo"} | pattern "<_> only"', "at least one capture"),
     ('{app="foo"} |= ip("999.0.0.1")', "invalid ip address"),
     (
