@@ -9,6 +9,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The committed NL2LogQL adapter makes `ask`'s auto backend load a 540 MB model; tests (and
+# the servers and CLIs they start, which inherit this) use retrieval unless they name the
+# model or an adapter themselves.
+os.environ.setdefault("LOGPIPE_NL2LOGQL_ADAPTER", "none")
+
 
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the checkout, or ``$LOGPIPE_SHARED_DATA``."""

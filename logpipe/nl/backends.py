@@ -12,8 +12,9 @@ the model card), so it runs only when asked for by name, and the answer says so.
 every candidate is parsed, validated and repaired by :func:`logpipe.nl.answer.answer`
 before anything runs.
 
-Where an adapter is looked for: ``--adapter DIR``, else ``$LOGPIPE_NL2LOGQL_ADAPTER``, else
-``adapter/`` beside the model package (where ``make train-nl2logql`` output is committed).
+Where an adapter is looked for: ``--adapter DIR``, else ``$LOGPIPE_NL2LOGQL_ADAPTER`` (``none``:
+no adapter), else ``adapter/`` beside the model package (the committed one, see its model
+card).
 """
 
 from __future__ import annotations
@@ -66,13 +67,16 @@ def find_adapter(
     packaged: Path | None = None,
 ) -> Path | None:
     """The adapter to use: ``explicit`` (which must hold one), else the environment's, else
-    the packaged one when it exists; None when there is none."""
+    the packaged one when it exists; None when there is none, or when the environment says
+    ``none`` (retrieval without loading a model, e.g. on a machine too small for it)."""
     if explicit is not None:
         if not (explicit / "adapter_config.json").is_file():
             raise UsageError(f"--adapter {explicit}: no adapter_config.json there; train one "
                              "with make train-nl2logql")  # fmt: skip
         return explicit
     env = os.environ if env is None else env
+    if env.get(ADAPTER_ENV, "").strip().lower() == "none":
+        return None
     if env.get(ADAPTER_ENV):
         path = Path(env[ADAPTER_ENV])
         if not (path / "adapter_config.json").is_file():

@@ -1,8 +1,8 @@
 """``logpipe ask`` over a local store: the query, its explanation, the backend and the
 result table; --json, --dry-run, --explain, --examples; cannot-answer and usage exit codes;
 the template cache lands in the cache directory. (Without an adapter, ``auto`` is
-retrieval; the tests that do not name a backend rely on that, and the fixture clears
-$LOGPIPE_NL2LOGQL_ADAPTER.)"""
+retrieval; the tests that do not name a backend rely on that, and the fixture sets
+$LOGPIPE_NL2LOGQL_ADAPTER to ``none`` so the packaged adapter is not used.)"""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ QUESTION = "how many failed login events per host in the last 2 hours?"
 @pytest.fixture
 def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     monkeypatch.setenv("LOGPIPE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("LOGPIPE_NL2LOGQL_ADAPTER", raising=False)
+    monkeypatch.setenv("LOGPIPE_NL2LOGQL_ADAPTER", "none")
     _, end = webshop_store(tmp_path / "store")
     return str(tmp_path / "store"), str(end)
 

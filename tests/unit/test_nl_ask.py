@@ -177,6 +177,7 @@ def test_the_backend_is_the_model_only_with_an_adapter_or_when_named(tmp_path: P
     (adapter / "adapter_config.json").write_text("{}")
     assert find_adapter(None, env={}, packaged=tmp_path / "none") is None
     assert find_adapter(None, env={}, packaged=adapter) == adapter
+    assert find_adapter(None, env={"LOGPIPE_NL2LOGQL_ADAPTER": "none"}, packaged=adapter) is None
     assert find_adapter(None, env={"LOGPIPE_NL2LOGQL_ADAPTER": str(adapter)}) == adapter
     with pytest.raises(UsageError, match=r"no adapter_config\.json"):
         find_adapter(tmp_path / "none", env={})
