@@ -1,0 +1,134 @@
+"""SmolLM2-135M-Instruct on the CPU as a template backend (``--llm-backend local``).
+
+Two ways to ask it (``mode``):
+
+* ``score`` (default): the model only decides which constant tokens of the statistical
+  template are variables. The prompt is followed by the statistical template itself,
+  teacher-forced, and **one forward pass** gives, before each constant token, the model's
+  log-probability of that token against that of ``<*>``; a token becomes ``<*>`` when the
+  model prefers the variable by more than ``margin`` nats. The answer is thus constrained
+  to the batch's own text (it cannot paraphrase, repeat or drop anything) and costs one
+  prefill (~0.3-3 s here), not tens of sequential decoding steps (~60 ms each).
+* ``generate``: free greedy generation of the template, stopped at the end of its first
+  line (the shared decoding loop of :class:`logpipe.models.nl2logql.generate.ModelGenerator`
+  with :func:`~logpipe.models.nl2logql.generate.line_end`), capped near the line's length.
+  The untuned 135M model paraphrases and loops often here; the checker catches it.
+
+Either way the answer goes through :func:`logpipe.parsing.template_check.check_template`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from logpipe.models.llm_parser.prompt import chat_messages
+
+from logpipe.parsing.llm_backends import ParseRequest
+from logpipe.parsing.masking import VAR
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["MODES", "LocalBackend"]
+
+MODES = ("score", "generate")
+_MAX_PROMPT_TOKENS = 1536
+
+
+def _candidate(piece: str) -> bool:
+    """A constant token the model may turn into a variable: one that holds a letter or a
+    digit (punctuation alone is never a value) and no variable already."""
+    return VAR not in piece and any(c.isalnum() for c in piece)
+
+
+class LocalBackend:
+    """The local model; ``load()`` builds it from the converted SmolLM2 cache."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        mode: str = "score",
+        margin: float = 0.0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.mode = mode
+        self.margin = margin
+        self._lock = threading.Lock()  # one forward pass at a time: torch uses every core
+
+    @classmethod
+    def load(cls, *, mode: str = "score", margin: float = 0.0) -> LocalBackend:
+        """The base model from the safetensors cache (:func:`load_base_model`)."""
+        from logpipe.models.nl2logql.loader import load_base_model  # noqa: PLC0415
+
+        loaded = load_base_model()
+        return cls(loaded.model, loaded.tokenizer, mode=mode, margin=margin)
+
+    def propose(self, request: ParseRequest) -> str:
+        with self._lock:
+            if self.mode == "generate":
+                return self._generate(request)
+            return self._score(request)
+
+    def _prompt_ids(self, request: ParseRequest) -> list[int]:
+        """The chat prompt's token ids; demonstrations are dropped from the front while it
+        is over the cap (the nearest ones are last and stay longest)."""
+        demos = list(request.demonstrations)
+        while True:
+            req = ParseRequest(request.lines, request.statistical, tuple(demos))
+            encoded: Any = self.tokenizer.apply_chat_template(
+                chat_messages(req), add_generation_prompt=True, tokenize=True, return_dict=True
+            )
+            ids = [int(i) for i in encoded["input_ids"]]
+            if len(ids) <= _MAX_PROMPT_TOKENS or not demos:
+                return ids
+            demos.pop(0)
+
+    def _score(self, request: ParseRequest) -> str:
+        import torch  # noqa: PLC0415
+
+        pieces = request.statistical.split()
+        if not any(_candidate(p) for p in pieces):
+            return request.statistical
+        tok = self.tokenizer
+        ids = self._prompt_ids(request)
+        starts: list[int] = []
+        for j, piece in enumerate(pieces):
+            starts.append(len(ids))
+            ids.extend(tok.encode((" " if j else "") + piece, add_special_tokens=False))
+        var_first = [
+            int(tok.encode(" " + VAR, add_special_tokens=False)[0]),
+            int(tok.encode(VAR, add_special_tokens=False)[0]),
+        ]
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], device=self.model.device))
+            logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+        decided: list[str] = []
+        for j, piece in enumerate(pieces):
+            at = starts[j]
+            if not _candidate(piece) or at >= len(ids):
+                decided.append(piece)
+                continue
+            row = logp[at - 1]
+            word = float(row[ids[at]])
+            var = float(row[var_first[0 if j else 1]])
+            decided.append(VAR if var - word > self.margin else piece)
+        return " ".join(decided)
+
+    def _generate(self, request: ParseRequest) -> str:
+        from logpipe.models.nl2logql.generate import ModelGenerator, line_end  # noqa: PLC0415
+
+        from logpipe.nl.prompt import Prompt  # noqa: PLC0415
+
+        longest = max((len(line) for line in request.lines), default=0)
+        cap = max(16, min(160, longest // 2 + 8))  # ~3.5 characters a token, some slack
+        generator = ModelGenerator(self.model, self.tokenizer, max_new_tokens=cap, stop=line_end)
+        replies: list[str] = generator.generate(Prompt(messages=chat_messages(request)), 1)
+        return replies[0]
