@@ -552,9 +552,10 @@ class _Job:
             spills = self._phase1(spill)
             if self.spill_schema is None:  # every input was empty: still need the header fields
                 self._schema(self._framer_for(pa.array([], pa.string())))
+            self._phase2(out_dir, spills)
+            # after phase 2: the LLM parser settles its templates (and cache) there
             if self.opts.state_out is not None:
                 self.miner.save(self.opts.state_out)
-            self._phase2(out_dir, spills)
             total: Counter[str] = Counter()
             for report in self.reports:
                 total.update(report.occurrences)

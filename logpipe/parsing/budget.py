@@ -51,11 +51,10 @@ class TokenBucket:
         return self._tokens >= 1.0
 
     def charge(self, seconds: float) -> None:
-        """Take back what ``seconds`` inside a model call refilled (never below empty)."""
+        """Do not refill for ``seconds`` just spent inside a model call."""
         if self.unlimited or seconds <= 0:
             return
-        self._refill()
-        self._tokens = max(0.0, self._tokens - seconds * self.rate)
+        self._at = min(self._clock(), self._at + seconds)
 
     def take(self) -> bool:
         """Take one call if the budget allows; False (counted) when it does not."""

@@ -147,6 +147,7 @@ class LLMParser:
         self._resolved: OrderedDict[str, _Resolution] = OrderedDict()
         self._entry_groups: dict[int, int] = {}
         self._revision = 0
+        self._clock = clock
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------ miner-compatible API
@@ -251,14 +252,14 @@ class LLMParser:
         demos = tuple(self.demos.select(sample[0], self.llm_config.demonstrations))
         request = ParseRequest(tuple(sample), stat, demos)
         self.stats.model_calls += 1
-        started = time.monotonic()
+        started = self._clock()
         try:
             reply = self.backend.propose(request)
         except ModelError:
             self.stats.backend_errors += 1
             return stat, "statistical"
         finally:
-            self.budget.charge(time.monotonic() - started)
+            self.budget.charge(self._clock() - started)
         result = check_template(reply, sample, stat)
         if result.verdict is Verdict.ACCEPTED:
             self.stats.accepted += 1

@@ -13,8 +13,10 @@ in the archive and scramble template ids, so nothing a model says is used unless
    when the statistical template has constant words.
 3. **Matches every line of its batch**, as an anchored pattern (``<*>`` matches any run).
 4. **Keeps the batch's constant text**: most of the statistical template's constant
-   words must still be constants (a model may turn a constant that only looked constant
-   into a variable -- a user name seen once -- but not replace a clause by ``<*>``).
+   words must still be constants, and the answer must generalise the statistical template
+   one token at a time (a model may turn a constant that only looked constant into a
+   variable -- a user name seen once -- but not replace a clause by ``<*>``, nor make
+   constant what the group has seen vary).
 
 A reply that fails is **repaired** where a cheap rule can: token by token against the
 statistical template (same token count: each position takes the model's ``<*>`` where the
@@ -123,6 +125,24 @@ def _problem(template: str, lines: Sequence[str], reference: str) -> str:
         return "does not match its lines"
     if not keeps_constants(template, reference):
         return "drops the constant text"
+    return _generalisation_problem(template, reference)
+
+
+def _generalisation_problem(template: str, reference: str) -> str:
+    """Why ``template`` is not a one-token-at-a-time generalisation of ``reference``.
+
+    The statistical template has seen the whole group, the batch only a few lines: an
+    answer more specific than it (a constant where the group varies) would not fit the
+    group, and a variable that swallows several constant words (``from <*>`` for ``from
+    <*> port <*> ssh2``) drops text the batch shares. Both are refused.
+    """
+    aligned = template_regex(template).fullmatch(reference)
+    if aligned is None:
+        return "more specific than the statistical template"
+    for covered in aligned.groups():
+        words = [t for t in covered.split() if _WORD.search(t.replace(VAR, ""))]
+        if len(words) > 1:
+            return "swallows constant text"
     return ""
 
 

@@ -103,23 +103,23 @@ class LocalBackend:
         for j, piece in enumerate(pieces):
             starts.append(len(ids))
             ids.extend(tok.encode((" " if j else "") + piece, add_special_tokens=False))
-        var_first = [
-            int(tok.encode(" " + VAR, add_special_tokens=False)[0]),
-            int(tok.encode(VAR, add_special_tokens=False)[0]),
-        ]
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([ids], device=self.model.device))
             logp = torch.log_softmax(out.logits[0].float(), dim=-1)
         decided: list[str] = []
         for j, piece in enumerate(pieces):
-            at = starts[j]
-            if not _candidate(piece) or at >= len(ids):
+            word = tok.encode((" " if j else "") + piece, add_special_tokens=False)
+            var = tok.encode((" " if j else "") + VAR, add_special_tokens=False)
+            # the first token where the piece and "<*>" part (a shared leading space or
+            # bracket is teacher-forced alike, so the choice is made there)
+            d = next((i for i, (a, b) in enumerate(zip(word, var, strict=False)) if a != b), None)
+            at = starts[j] + (d or 0)
+            if not _candidate(piece) or d is None or at >= len(ids):
                 decided.append(piece)
                 continue
             row = logp[at - 1]
-            word = float(row[ids[at]])
-            var = float(row[var_first[0 if j else 1]])
-            decided.append(VAR if var - word > self.margin else piece)
+            prefer_var = float(row[var[d]]) - float(row[word[d]])
+            decided.append(VAR if prefer_var > self.margin else piece)
         return " ".join(decided)
 
     def _generate(self, request: ParseRequest) -> str:
@@ -128,7 +128,7 @@ class LocalBackend:
         from logpipe.nl.prompt import Prompt  # noqa: PLC0415
 
         longest = max((len(line) for line in request.lines), default=0)
-        cap = max(16, min(160, longest // 2 + 8))  # ~3.5 characters a token, some slack
+        cap = min(160, longest // 2 + 32)  # ~3.5 characters a token, and slack
         generator = ModelGenerator(self.model, self.tokenizer, max_new_tokens=cap, stop=line_end)
         replies: list[str] = generator.generate(Prompt(messages=chat_messages(request)), 1)
         return replies[0]
