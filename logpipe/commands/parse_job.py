@@ -332,6 +332,8 @@ class _Job:
         )
         # the LLM parser resolves phase 2 in order (deterministic cache ids)
         self.resolvers = 1 if isinstance(self.miner, LLMParser) else _WORKERS
+        # a resumed state carries its counters: the report shows this run's
+        self.llm_before = asdict(self.miner.stats) if isinstance(self.miner, LLMParser) else {}
         self.framer: formats.Framer | None = None
         if options.log_format is not None or options.preset is not None:
             self.framer = formats.resolve_framer(options.log_format, options.preset, [])
@@ -542,6 +544,12 @@ class _Job:
 
     # -- both
 
+    def _llm_counts(self) -> dict[str, int] | None:
+        if not isinstance(self.miner, LLMParser):
+            return None
+        now = asdict(self.miner.stats)
+        return {k: int(v) - int(self.llm_before.get(k, 0)) for k, v in now.items()}
+
     def run(self) -> ParseReport:
         started = time.perf_counter()
         out_dir = self.opts.out_dir
@@ -574,7 +582,7 @@ class _Job:
             templates=templates,
             seconds=time.perf_counter() - started,
             framer=self.framer.name,
-            llm=asdict(self.miner.stats) if isinstance(self.miner, LLMParser) else None,
+            llm=self._llm_counts(),
         )
 
 

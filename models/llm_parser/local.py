@@ -72,6 +72,7 @@ class LocalBackend:
         return cls(loaded.model, loaded.tokenizer, mode=mode, margin=margin)
 
     def propose(self, request: ParseRequest) -> str:
+        """The template: scored (default) or generated; see the module docstring."""
         with self._lock:
             if self.mode == "generate":
                 return self._generate(request)
@@ -92,11 +93,22 @@ class LocalBackend:
             demos.pop(0)
 
     def _score(self, request: ParseRequest) -> str:
+        prefs = self.preferences(request)
+        pieces = request.statistical.split()
+        return " ".join(
+            VAR if pref is not None and pref > self.margin else piece
+            for piece, pref in zip(pieces, prefs, strict=True)
+        )
+
+    def preferences(self, request: ParseRequest) -> list[float | None]:
+        """Per whitespace token of the statistical template: how much more the model
+        expects ``<*>`` there than the token (log-probability difference, nats), or None
+        where the token is not a candidate. One forward pass."""
         import torch  # noqa: PLC0415
 
         pieces = request.statistical.split()
         if not any(_candidate(p) for p in pieces):
-            return request.statistical
+            return [None] * len(pieces)
         tok = self.tokenizer
         ids = self._prompt_ids(request)
         starts: list[int] = []
@@ -106,7 +118,7 @@ class LocalBackend:
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([ids], device=self.model.device))
             logp = torch.log_softmax(out.logits[0].float(), dim=-1)
-        decided: list[str] = []
+        prefs: list[float | None] = []
         for j, piece in enumerate(pieces):
             word = tok.encode((" " if j else "") + piece, add_special_tokens=False)
             var = tok.encode((" " if j else "") + VAR, add_special_tokens=False)
@@ -115,12 +127,11 @@ class LocalBackend:
             d = next((i for i, (a, b) in enumerate(zip(word, var, strict=False)) if a != b), None)
             at = starts[j] + (d or 0)
             if not _candidate(piece) or d is None or at >= len(ids):
-                decided.append(piece)
+                prefs.append(None)
                 continue
             row = logp[at - 1]
-            prefer_var = float(row[var[d]]) - float(row[word[d]])
-            decided.append(VAR if prefer_var > self.margin else piece)
-        return " ".join(decided)
+            prefs.append(float(row[var[d]]) - float(row[word[d]]))
+        return prefs
 
     def _generate(self, request: ParseRequest) -> str:
         from logpipe.models.nl2logql.generate import ModelGenerator, line_end  # noqa: PLC0415
