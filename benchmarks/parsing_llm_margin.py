@@ -9,8 +9,10 @@ group, not one per margin), and system S is reported **at the margin that scores
 the other 13 systems** (mean of GA, PA, FGA, FTA). The fixed-margin means are printed too;
 ``inf`` is the model never changing anything (the cache alone).
 
-Run: ``python -m benchmarks.parsing_llm_margin [--systems A,B] [--margins 0,1,2,4,inf]``;
-the last output line is one JSON object.
+Run: ``python -m benchmarks.parsing_llm_margin [--systems A,B] [--margins 0,1,2,4,inf]
+[--record FILE]``; the last output line is one JSON object. With ``--record``, each
+system's scores are appended to FILE as it finishes, and systems already in FILE are not
+run again (a long run can be resumed, or summarised with ``--systems none``).
 """
 
 from __future__ import annotations
@@ -86,17 +88,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--systems", default=None, help="Comma-separated (default: the 14).")
     parser.add_argument("--margins", default="0,1,2,3,5,inf")
+    parser.add_argument("--record", type=Path, default=None, help="JSON lines, resumable.")
     args = parser.parse_args(argv)
     data_dir = (args.data or default_data_dir()).resolve()
     margins = [math.inf if m == "inf" else float(m) for m in args.margins.split(",")]
     names = args.systems.split(",") if args.systems else None
-    systems = [s for s in find_systems(data_dir, names) if s.dataset == CORE_SET]
+    found = {s.name: s for s in find_systems(data_dir, names) if s.dataset == CORE_SET}
+    systems = [found[n] for n in (names or sorted(found)) if n in found]
+    table: dict[str, dict[float, dict[str, float]]] = {}
+    calls: dict[str, dict[float, int]] = {}
+    if args.record is not None and args.record.is_file():
+        for raw in args.record.read_text(encoding="utf-8").splitlines():
+            item = json.loads(raw)
+            table[item["system"]] = {float(m): v for m, v in item["scores"].items()}
+            calls[item["system"]] = {float(m): v for m, v in item["calls"].items()}
+    systems = [s for s in systems if s.name not in table]
     from logpipe.models.llm_parser.demos import load_demonstrations
     from logpipe.models.llm_parser.local import LocalBackend
 
-    replay = ReplayBackend(LocalBackend.load())
-    table: dict[str, dict[float, dict[str, float]]] = {}
-    calls: dict[str, dict[float, int]] = {}
+    replay = ReplayBackend(LocalBackend.load() if systems else None)
     for system in systems:
         demos = [*load_demonstrations(), *loso_demonstrations(data_dir, system.name)]
         table[system.name], calls[system.name] = {}, {}
@@ -110,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             calls[system.name][margin] = llm.stats.model_calls
         sys.stderr.write(f"{system.name}: {replay.forward_passes} forward passes, "
                          f"{replay.model_secs:.0f} s in the model\n")  # fmt: skip
+        if args.record is not None:
+            item = {"system": system.name,
+                    "scores": {str(m): v for m, v in table[system.name].items()},
+                    "calls": {str(m): v for m, v in calls[system.name].items()}}  # fmt: skip
+            with args.record.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(item) + "\n")
     chosen = {s: loso_choice(table, s) for s in table} if len(table) > 1 else {}
     rows = []
     for s in table:
@@ -117,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             m = chosen[s]
             cells = " ".join(f"{table[s][m][k]:.3f}" for k in METRICS)
             rows.append(f"{s:<12} margin {m:>4} {cells}")
-    fixed = {m: {k: sum(table[s][m][k] for s in table) / len(table) for k in METRICS}
+    fixed = {m: {k: sum(table[s][m][k] for s in table) / max(len(table), 1) for k in METRICS}
              for m in sorted(margins)}  # fmt: skip
     print("system       LOSO margin  GA    PA    FGA   FTA")
     print("\n".join(rows))
