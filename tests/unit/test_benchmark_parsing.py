@@ -294,7 +294,10 @@ def test_llm_rows_leave_the_scored_system_out(tmp_path: Path) -> None:
     assert [d.line for d in demos] == ["baz event 7 seen"]
     backend = _EchoBackend()
     llm = bench_llm.LLMBenchParser(root, backend=backend)
-    parsers = [bench.PARSERS[0], (bench.LLM_KEY, bench.LLM_LABEL, llm)]
+    parsers: list[tuple[str, str, Callable[[Sequence[str]], list[str]]]] = [
+        bench.PARSERS[0],
+        (bench.LLM_KEY, bench.LLM_LABEL, llm),
+    ]
     acc = bench.run_accuracy(bench.find_systems(root, ["Foo"]), parsers=parsers)
     assert _scores(acc, "Foo", bench.LLM_KEY) == _scores(acc, "Foo", "ours")
     assert backend.demo_lines and not any("user" in line for line in backend.demo_lines)
