@@ -828,6 +828,12 @@ def main(argv: list[str] | None = None) -> int:
         help="Model calls per second for the llm accuracy rows (0: unlimited).",
     )
     parser.add_argument(
+        "--llm-margin",
+        type=float,
+        default=None,
+        help="Local model margin for the llm rows (default: the CLI's, none: model unused).",
+    )
+    parser.add_argument(
         "--llm-cold-start",
         default="Linux",
         help="System whose 2k file times the llm parser's cold start.",
@@ -857,7 +863,8 @@ def main(argv: list[str] | None = None) -> int:
             QUICK_SYSTEMS if args.quick else None)  # fmt: skip
         systems = find_systems(data_dir, names=names, limit=QUICK_LINES if args.quick else None)
         if LLM_KEY in keys:
-            chosen.append((LLM_KEY, LLM_LABEL, LLMBenchParser(data_dir, args.llm_budget)))
+            bench_llm = LLMBenchParser(data_dir, args.llm_budget, margin=args.llm_margin)
+            chosen.append((LLM_KEY, LLM_LABEL, bench_llm))
         acc = run_accuracy(systems, parsers=chosen, progress=progress)
     speed: SpeedReport | None = None
     llm: LLMSpeed | None = None
@@ -865,7 +872,8 @@ def main(argv: list[str] | None = None) -> int:
         raw_files = sorted((data_dir / "raw").glob("*.log"))
         speed = run_speed(raw_files, load_formats(data_dir), n_runs, progress=progress)
         if LLM_KEY in keys:
-            llm = run_llm_speed(data_dir, raw_files, args.llm_cold_start, n_runs, progress)
+            llm = run_llm_speed(data_dir, raw_files, args.llm_cold_start, n_runs, progress,
+                                margin=args.llm_margin)  # fmt: skip
 
     info = run_info(args.quick)
     print_tables(console, acc, speed, llm)
@@ -889,17 +897,19 @@ def run_llm_speed(
     cold_system: str,
     n_runs: int,
     progress: Console | None = None,
+    *,
+    margin: float | None = None,
 ) -> LLMSpeed:
     """The LLM parser's cold start on ``cold_system``'s 2k file and warm runs on raw logs."""
     out = LLMSpeed()
     cold_file = data_dir / CORE_SET / cold_system / f"{cold_system}_2k.log"
     if progress is not None:
         progress.print(f"llm cold start: {cold_file.name}", highlight=False)
-    out.cold.append(run_cold_start(cold_file, cold_system))
+    out.cold.append(run_cold_start(cold_file, cold_system, margin=margin))
     for log_file in raw_files:
         if progress is not None:
             progress.print(f"llm warm speed: {log_file.name}", highlight=False)
-        out.warm.append(run_warm_speed(log_file, preset_of(log_file), n_runs))
+        out.warm.append(run_warm_speed(log_file, preset_of(log_file), n_runs, margin=margin))
     return out
 
 

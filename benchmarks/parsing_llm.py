@@ -86,11 +86,12 @@ class LLMBenchParser:
     data_dir: Path
     budget: float = 0.0
     backend: TemplateBackend | None = None
+    margin: float | None = None  # the local model's; None: not used (the CLI default)
     last_extra: dict[str, float] = field(default_factory=dict)
 
-    def _backend(self) -> TemplateBackend:
+    def _backend(self) -> TemplateBackend | None:
         if self.backend is None:
-            self.backend = make_backend("local")
+            self.backend = make_backend("local", local_margin=self.margin)
         return self.backend
 
     def parse_system(self, name: str, contents: Sequence[str]) -> list[str]:
@@ -136,16 +137,22 @@ def _llm_summary(stdout: bytes) -> dict[str, Any]:
     return summary
 
 
-def _parse_argv(log_file: Path, preset: str, out: Path, *extra: str) -> list[str]:
+def _parse_argv(
+    log_file: Path, preset: str, out: Path, margin: float | None, *extra: str
+) -> list[str]:
+    with_margin = [] if margin is None else ["--llm-local-margin", str(margin)]
     return [*cli_argv(), "parse", str(log_file), "--preset", preset, "--parser", "llm",
-            "--out", str(out), "--json", "--no-progress", *extra]  # fmt: skip
+            "--out", str(out), "--json", "--no-progress", *with_margin, *extra]  # fmt: skip
 
 
-def run_cold_start(log_file: Path, preset: str, timeout_secs: float = 600.0) -> ColdStart:
+def run_cold_start(
+    log_file: Path, preset: str, timeout_secs: float = 600.0, margin: float | None = None
+) -> ColdStart:
     """``logpipe parse FILE --parser llm`` with no state and the default budget."""
     lines = count_lines(log_file)
     with tempfile.TemporaryDirectory(prefix="logpipe-bench-") as tmp:
-        result = run_command(_parse_argv(log_file, preset, Path(tmp) / "out"), timeout_secs)
+        argv = _parse_argv(log_file, preset, Path(tmp) / "out", margin)
+        result = run_command(argv, timeout_secs)
     if result.error is not None:
         return ColdStart(preset, lines, None, None, result.error)
     calls = (_llm_summary(result.stdout).get("llm") or {}).get("model_calls")
@@ -168,12 +175,14 @@ class WarmRun:
         return self.lines / self.secs if self.secs else None
 
 
-def run_warm_speed(log_file: Path, preset: str, n_runs: int) -> WarmRun:
+def run_warm_speed(
+    log_file: Path, preset: str, n_runs: int, margin: float | None = None
+) -> WarmRun:
     """Warm up a state on ``log_file`` (unlimited budget), then time runs that resume it."""
     lines = count_lines(log_file)
     with tempfile.TemporaryDirectory(prefix="logpipe-bench-") as tmp:
         state = Path(tmp) / "state.json"
-        warm = run_command(_parse_argv(log_file, preset, Path(tmp) / "w", "--state-out",
+        warm = run_command(_parse_argv(log_file, preset, Path(tmp) / "w", margin, "--state-out",
                                        str(state), "--llm-max-calls-per-second", "0"),
                            timeout_secs=1800.0)  # fmt: skip
         if warm.error is not None:
@@ -182,7 +191,8 @@ def run_warm_speed(log_file: Path, preset: str, n_runs: int) -> WarmRun:
         calls: int | None = None
         for i in range(n_runs):
             out = Path(tmp) / f"r{i}"
-            result = run_command(_parse_argv(log_file, preset, out, "--state-in", str(state)))
+            argv = _parse_argv(log_file, preset, out, margin, "--state-in", str(state))
+            result = run_command(argv)
             if result.error is not None:
                 return WarmRun(log_file.name, lines, None, None, warm.secs, result.error)
             calls = (_llm_summary(result.stdout).get("llm") or {}).get("model_calls")

@@ -241,6 +241,14 @@ class ParseLLMConfig(_Section):
         "their statistical template and are asked about again later.",
     )
     burst: float = Field(default=8.0, ge=1, description="Calls the budget may make at once.")
+    local_margin: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="local: nats by which the model must prefer <*> over a token to make it "
+        "a variable; unset: the model is not used (measured to lower accuracy untuned; see "
+        "models/llm_parser/README.md).",
+    )
 
 
 class ParseConfig(_Section):

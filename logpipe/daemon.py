@@ -263,7 +263,8 @@ def build_stages(config: Config) -> list[Stage]:
         llm = cfg.llm
         llm_backend = make_backend(llm.backend, base_url=llm.base_url, model=llm.model,
                                    api_key_env=llm.api_key_env,
-                                   timeout_s=llm.timeout_secs)  # fmt: skip
+                                   timeout_s=llm.timeout_secs,
+                                   local_margin=llm.local_margin)  # fmt: skip
         llm_config = LLMParserConfig(max_calls_per_second=llm.max_calls_per_second,
                                      burst=llm.burst)  # fmt: skip
     stage = ParseStage.resume(template_state_path(config), max_clusters=cfg.max_clusters,

