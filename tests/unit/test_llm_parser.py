@@ -16,7 +16,7 @@ from logpipe.commands import parse_job
 from logpipe.commands.parse_job import LLMOptions, ParseOptions, run_parse
 from logpipe.errors import ModelError, StateError
 from logpipe.parsing.llm import LLMParser, LLMParserConfig
-from logpipe.parsing.llm_backends import ParseRequest, TemplateBackend
+from logpipe.parsing.llm_backends import LazyBackend, ParseRequest, TemplateBackend, make_backend
 from logpipe.parsing.masking import VAR
 from logpipe.parsing.params import template_regex
 from logpipe.pipeline import ParseStage
@@ -259,3 +259,14 @@ def test_the_parse_stage_with_a_garbage_model_emits_checked_templates(tmp_path: 
     assert again.column("template_id").to_pylist() == ids
     plain = ParseStage.resume(tmp_path / "templates.json")  # back to the statistical miner
     assert plain.process(raw_batch([lines[0].encode()], source="t")).num_rows == 1
+
+
+def test_the_untuned_local_model_is_only_built_with_a_margin() -> None:
+    assert make_backend("local") is None  # measured to lower accuracy: not consulted
+    assert make_backend("local", local_margin=float("inf")) is None
+    lazy = make_backend("local", local_margin=4.0)
+    assert isinstance(lazy, LazyBackend) and not lazy.loaded  # loaded on the first call only
+    parser = LLMParser(make_backend("local"))
+    lines = _lines(7, 300)
+    assert _parse(parser, lines)[0] == _parse(LLMParser(None), lines)[0]
+    assert parser.stats.model_calls == 0
