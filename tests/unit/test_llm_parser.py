@@ -18,6 +18,7 @@ from logpipe.errors import ModelError, StateError
 from logpipe.parsing.llm import LLMParser, LLMParserConfig
 from logpipe.parsing.llm_backends import LazyBackend, ParseRequest, TemplateBackend, make_backend
 from logpipe.parsing.masking import VAR
+from logpipe.parsing.miner import MinerConfig, TemplateMiner
 from logpipe.parsing.params import template_regex
 from logpipe.pipeline import ParseStage
 from logpipe.records import raw_batch
@@ -270,3 +271,14 @@ def test_the_untuned_local_model_is_only_built_with_a_margin() -> None:
     lines = _lines(7, 300)
     assert _parse(parser, lines)[0] == _parse(LLMParser(None), lines)[0]
     assert parser.stats.model_calls == 0
+
+
+def test_lines_of_evicted_clusters_get_null_templates_and_ids() -> None:
+    parser = LLMParser(GarbageBackend(), miner=TemplateMiner(MinerConfig(max_clusters=3)),
+                       config=UNLIMITED)  # fmt: skip
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    text = pa.array([f"{w} {w} event {i}" for i, w in enumerate(words)])
+    ids, templates = parser.resolve(parser.add_batch(text), text)
+    assert ids.to_pylist()[:3] == [None, None, None]
+    assert templates.to_pylist()[:3] == [None, None, None]
+    assert templates.to_pylist()[3:] == [f"{w} {w} event <*>" for w in words[3:]]
