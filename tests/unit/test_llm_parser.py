@@ -20,8 +20,9 @@ from logpipe.parsing.llm_backends import LazyBackend, ParseRequest, TemplateBack
 from logpipe.parsing.masking import VAR
 from logpipe.parsing.miner import MinerConfig, TemplateMiner
 from logpipe.parsing.params import template_regex
-from logpipe.pipeline import ParseStage
+from logpipe.pipeline import ParseStage, StoreSink
 from logpipe.records import raw_batch
+from logpipe.store import Store
 
 GARBAGE = [
     "",
@@ -282,3 +283,16 @@ def test_lines_of_evicted_clusters_get_null_templates_and_ids() -> None:
     assert ids.to_pylist()[:3] == [None, None, None]
     assert templates.to_pylist()[:3] == [None, None, None]
     assert templates.to_pylist()[3:] == [f"{w} {w} event <*>" for w in words[3:]]
+
+
+def test_the_store_archives_a_garbage_model_batch_losslessly(tmp_path: Path) -> None:
+    stage = ParseStage(LLMParser(GarbageBackend(), config=UNLIMITED))
+    lines = [x.encode() for x in _lines(8, 400)]
+    ts = pa.array([1_700_000_000_000_000_000 + i for i in range(len(lines))], pa.int64())
+    parsed = stage.process(raw_batch(lines, source="t", labels='{app="a"}', ts=ts))
+    templates = [str(t) for t in parsed.column("template").cast(pa.string()).to_pylist()]
+    _assert_valid([x.decode() for x in lines], templates)
+    store = Store(tmp_path, segment_bytes=4096)
+    StoreSink(store).write(("t", 0), pa.Table.from_batches([parsed]), None)
+    back = [x for b in store.read("fake", direction="forward") for x in b["line"].to_pylist()]
+    assert back == lines
