@@ -2,7 +2,13 @@
 
 Run ``python -m benchmarks.parsing`` (``--quick`` for a small run, ``--json`` for one JSON
 object of every figure as the last output line, ``--write-results`` to rewrite this
-benchmark's section of ``benchmarks/RESULTS.md``, ``--data DIR`` for the shared corpora).
+benchmark's section of ``benchmarks/RESULTS.md``, ``--data DIR`` for the shared corpora,
+``--parsers``/``--systems`` to run only some, e.g. ``--parsers ours,llm --systems Linux``).
+
+``--parsers`` may add ``llm``, the hybrid parser of ``--parser llm`` with the local model
+(:mod:`benchmarks.parsing_llm`: leave-one-system-out demonstrations, model calls per 1,000
+lines, cache hit rate, lines/s, a cold start and warm end-to-end speed); its mean rows get
+ratios over the statistical parser and each drain3 baseline of the same run.
 
 Why it is built this way:
 
@@ -62,6 +68,15 @@ from benchmarks.common import (
 )
 from benchmarks.common import run_info as common_run_info
 from benchmarks.drain3_cli import example_config, to_loghub_template
+from benchmarks.parsing_llm import (
+    COLD_START_TARGET_SECS,
+    WARM_TARGET_LINES_PER_SEC,
+    ColdStart,
+    LLMBenchParser,
+    WarmRun,
+    run_cold_start,
+    run_warm_speed,
+)
 from logpipe.evaluation import ParsingScores, evaluate
 from logpipe.parsing import TemplateMiner as OurMiner
 
@@ -154,6 +169,8 @@ PARSERS: tuple[tuple[str, str, Callable[[Sequence[str]], list[str]]], ...] = (
     ("drain3_default", "drain3 (default)", parse_drain3_default),
     ("drain3_masked_pp", "drain3 (masked+PP)", parse_drain3_masked_pp),
 )
+LLM_KEY = "llm"
+LLM_LABEL = "logpipe --parser llm"
 
 
 # --- accuracy -----------------------------------------------------------------------------
@@ -176,6 +193,7 @@ class ParserRun:
     scores: ParsingScores | None
     secs: float
     error: str | None = None
+    extra: dict[str, float] | None = None  # parser-specific figures (the LLM parser's)
 
 
 @dataclass
@@ -201,12 +219,17 @@ class AccuracyReport:
     def means(self, dataset: str | None) -> dict[str, dict[str, float | None]]:
         return {k: {m: self.mean(k, m, dataset) for m in METRICS} for k, _ in self.parsers}
 
-    def ratios(self, dataset: str | None) -> dict[str, dict[str, float | None]]:
-        """ours / baseline for each mean metric (None where undefined)."""
+    def ratios(
+        self, dataset: str | None, numerator: str | None = None
+    ) -> dict[str, dict[str, float | None]]:
+        """``numerator`` (default: ours, the first parser) / each other parser, for each
+        mean metric (None where undefined)."""
         means = self.means(dataset)
-        ours_key = self.parsers[0][0]
+        ours_key = numerator or self.parsers[0][0]
         out: dict[str, dict[str, float | None]] = {}
-        for key, _ in self.parsers[1:]:
+        for key, _ in self.parsers:
+            if key == ours_key or (numerator is None and key == LLM_KEY):
+                continue
             out[key] = {}
             for m in METRICS:
                 a, b = means[ours_key][m], means[key][m]
@@ -261,14 +284,19 @@ def run_accuracy(
                 progress.print(f"accuracy: {system.name} / {key}", highlight=False)
             started = time.perf_counter()
             try:
-                predicted = parse(system.contents)
+                if isinstance(parse, LLMBenchParser):  # leaves the system's own data out
+                    predicted = parse.parse_system(system.name, system.contents)
+                else:
+                    predicted = parse(system.contents)
             except Exception as exc:  # noqa: BLE001 - one failing parser must not hide the rest
                 runs[(system.name, key)] = ParserRun(
                     None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
                 )
                 continue
             secs = time.perf_counter() - started
-            runs[(system.name, key)] = ParserRun(evaluate(system.truth, predicted), secs)
+            extra = dict(parse.last_extra) if isinstance(parse, LLMBenchParser) else None
+            runs[(system.name, key)] = ParserRun(evaluate(system.truth, predicted), secs,
+                                                 extra=extra)  # fmt: skip
     return AccuracyReport(list(systems), runs, [(k, label) for k, label, _ in parsers])
 
 
@@ -455,8 +483,74 @@ def _mean_rows(acc: AccuracyReport) -> list[list[str]]:
         for i, (key, label) in enumerate(acc.parsers):
             rows.append([title if i == 0 else "", label] + [fmt(means[key][m]) for m in METRICS])
         for key, label in acc.parsers[1:]:
+            if key == LLM_KEY:
+                continue
             cells = [fmt_ratio(ratios[key][m]) for m in METRICS]
             rows.append(["", f"ratio ours / {label}", *cells])
+        if any(k == LLM_KEY for k, _ in acc.parsers):
+            llm_ratios = acc.ratios(dataset, numerator=LLM_KEY)
+            labels = dict(acc.parsers)
+            for key, llm_ratio in llm_ratios.items():
+                cells = [fmt_ratio(llm_ratio[m]) for m in METRICS]
+                rows.append(["", f"ratio llm / {labels[key]}", *cells])
+    return rows
+
+
+LLM_HEADER = ["system", "calls /1k lines", "cache hit rate", "accepted", "repaired",
+              "rejected", "merges", "lines/s"]  # fmt: skip
+
+
+def _llm_rows(acc: AccuracyReport) -> list[list[str]]:
+    """Per system (and the mean): what the LLM parser's model cost and what came of it."""
+    rows: list[list[str]] = []
+    extras: list[dict[str, float]] = []
+    for system in acc.systems:
+        run = acc.runs.get((system.name, LLM_KEY))
+        if run is None or run.extra is None:
+            continue
+        e = run.extra
+        extras.append(e)
+        rows.append([system.name, fmt(e["calls_per_1k_lines"], 1), fmt(e["cache_hit_rate"]),
+                     str(int(e["accepted"])), str(int(e["repaired"])), str(int(e["rejected"])),
+                     str(int(e["merges"])), fmt_rate(e["lines_per_sec"])])  # fmt: skip
+    if extras:
+
+        def mean(k: str) -> float:
+            return sum(e[k] for e in extras) / len(extras)
+
+        rows.append([f"mean of {len(extras)}", fmt(mean("calls_per_1k_lines"), 1),
+                     fmt(mean("cache_hit_rate")), fmt(mean("accepted"), 1),
+                     fmt(mean("repaired"), 1), fmt(mean("rejected"), 1), fmt(mean("merges"), 1),
+                     fmt_rate(mean("lines_per_sec"))])  # fmt: skip
+    return rows
+
+
+@dataclass
+class LLMSpeed:
+    """The LLM parser's cold start and warm end-to-end runs (CLI, default budget)."""
+
+    cold: list[ColdStart] = field(default_factory=list)
+    warm: list[WarmRun] = field(default_factory=list)
+
+
+COLD_HEADER = ["system", "lines", "seconds", "model calls", "< 2 min", "status"]
+WARM_HEADER = ["file", "lines", "best s", "lines/s", "model calls", "warm-up s", ">= 10k/s",
+               "status"]  # fmt: skip
+
+
+def _cold_rows(llm: LLMSpeed) -> list[list[str]]:
+    return [[c.system, f"{c.lines:,}", fmt(c.secs, 1), str(c.model_calls),
+             "n/a" if c.secs is None else ("yes" if c.secs < COLD_START_TARGET_SECS else "no"),
+             c.error or "ok"] for c in llm.cold]  # fmt: skip
+
+
+def _warm_rows(llm: LLMSpeed) -> list[list[str]]:
+    rows = []
+    for w in llm.warm:
+        rate = w.lines_per_sec
+        ok = "n/a" if rate is None else ("yes" if rate >= WARM_TARGET_LINES_PER_SEC else "no")
+        rows.append([w.file, f"{w.lines:,}", fmt(w.secs, 3), fmt_rate(rate), str(w.model_calls),
+                     fmt(w.warmup_secs, 1), ok, w.error or "ok"])  # fmt: skip
     return rows
 
 
@@ -511,7 +605,12 @@ def _speed_verdict(speed: SpeedReport) -> list[str]:
 _TEXT_COLUMNS = {"system", "set", "parser", "file", "tool", "status", ""}
 
 
-def print_tables(console: Console, acc: AccuracyReport | None, speed: SpeedReport | None) -> None:
+def print_tables(
+    console: Console,
+    acc: AccuracyReport | None,
+    speed: SpeedReport | None,
+    llm: LLMSpeed | None = None,
+) -> None:
     """The human-readable tables (the markdown has the same ones)."""
     if acc is not None:
         console.print(
@@ -519,6 +618,17 @@ def print_tables(console: Console, acc: AccuracyReport | None, speed: SpeedRepor
         )
         console.print(rich_table("Accuracy means", MEAN_HEADER, _mean_rows(acc), _TEXT_COLUMNS))
         console.print(f"post-processing for drain3 (masked+PP): {POSTPROCESS_SOURCE}")
+        llm_rows = _llm_rows(acc)
+        if llm_rows:
+            console.print(rich_table("LLM parser: model use (leave-one-system-out)", LLM_HEADER,
+                                     llm_rows, _TEXT_COLUMNS))  # fmt: skip
+    if llm is not None:
+        if llm.cold:
+            console.print(rich_table("LLM parser: cold start (CLI, default budget)",
+                                     COLD_HEADER, _cold_rows(llm), _TEXT_COLUMNS))  # fmt: skip
+        if llm.warm:
+            console.print(rich_table("LLM parser: warm end-to-end speed (CLI)", WARM_HEADER,
+                                     _warm_rows(llm), _TEXT_COLUMNS))  # fmt: skip
     if speed is not None:
         console.print(
             rich_table("End-to-end speed", SPEED_HEADER, _speed_rows(speed), _TEXT_COLUMNS)
@@ -538,6 +648,7 @@ def render_markdown(
     acc: AccuracyReport | None,
     speed: SpeedReport | None,
     citation: str | None = None,
+    llm: LLMSpeed | None = None,
 ) -> str:
     """This benchmark's section of RESULTS.md, between its begin/end markers."""
     parts = [
@@ -569,6 +680,16 @@ def render_markdown(
             "",
             md_table(ACC_HEADER, _accuracy_rows(acc)),
         ]
+        llm_rows = _llm_rows(acc)
+        if llm_rows:
+            parts += ["", "### LLM parser: model use (leave-one-system-out)", "",
+                      md_table(LLM_HEADER, llm_rows)]  # fmt: skip
+    if llm is not None and (llm.cold or llm.warm):
+        parts += ["", "### LLM parser: cold start and warm speed (CLI, default budget)", ""]
+        if llm.cold:
+            parts += [md_table(COLD_HEADER, _cold_rows(llm)), ""]
+        if llm.warm:
+            parts += [md_table(WARM_HEADER, _warm_rows(llm))]
     if speed is not None:
         startup = ", ".join(f"{k} {fmt(v, 3)} s" for k, v in speed.startup_secs.items())
         parts += [
@@ -602,9 +723,19 @@ def write_results(path: Path, section: str) -> None:
     replace_section(path, section, SECTION_BEGIN, SECTION_END)
 
 
-def to_json(info: RunInfo, acc: AccuracyReport | None, speed: SpeedReport | None) -> dict[str, Any]:
+def to_json(
+    info: RunInfo,
+    acc: AccuracyReport | None,
+    speed: SpeedReport | None,
+    llm: LLMSpeed | None = None,
+) -> dict[str, Any]:
     """Every figure in one JSON-ready object, units in the key names."""
     out: dict[str, Any] = {"benchmark": "parsing", **info.as_json()}
+    if llm is not None:
+        out["llm_speed"] = {
+            "cold_start": [c.__dict__ for c in llm.cold],
+            "warm": [{**w.__dict__, "lines_per_sec": w.lines_per_sec} for w in llm.warm],
+        }
     if acc is not None:
         per_system: dict[str, Any] = {}
         for system in acc.systems:
@@ -615,6 +746,7 @@ def to_json(info: RunInfo, acc: AccuracyReport | None, speed: SpeedReport | None
                     **(run.scores.as_dict() if run.scores else {}),
                     "parse_secs": run.secs,
                     "error": run.error,
+                    **({"llm": run.extra} if run.extra is not None else {}),
                 }
             per_system[system.name] = entry
         out["accuracy"] = {
@@ -627,6 +759,9 @@ def to_json(info: RunInfo, acc: AccuracyReport | None, speed: SpeedReport | None
             "ratio_core": acc.ratios(CORE_SET),
             "ratio_all": acc.ratios(None),
         }
+        if any(k == LLM_KEY for k, _ in acc.parsers):
+            out["accuracy"]["ratio_core_llm"] = acc.ratios(CORE_SET, numerator=LLM_KEY)
+            out["accuracy"]["ratio_all_llm"] = acc.ratios(None, numerator=LLM_KEY)
     if speed is not None:
         files: dict[str, Any] = {}
         for file in speed.files():
@@ -675,7 +810,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="Speed runs per file (3; quick 1).")
     parser.add_argument("--skip-speed", action="store_true", help="Accuracy only.")
     parser.add_argument("--skip-accuracy", action="store_true", help="Speed only.")
+    parser.add_argument(
+        "--parsers",
+        default=",".join(k for k, _, _ in PARSERS),
+        help=f"Comma-separated parsers: {', '.join(_parser_keys())} "
+        "(ours always runs when any drain3 one does: ratios).",
+    )
+    parser.add_argument(
+        "--systems",
+        default=None,
+        help="Comma-separated Loghub systems (default: all; --quick: a few).",
+    )
+    parser.add_argument(
+        "--llm-budget",
+        type=float,
+        default=0.0,
+        help="Model calls per second for the llm accuracy rows (0: unlimited).",
+    )
+    parser.add_argument(
+        "--llm-margin",
+        type=float,
+        default=None,
+        help="Local model margin for the llm rows (default: the CLI's, none: model unused).",
+    )
+    parser.add_argument(
+        "--llm-cold-start",
+        default="Linux",
+        help="System whose 2k file times the llm parser's cold start.",
+    )
     args = parser.parse_args(argv)
+    keys = [k.strip() for k in args.parsers.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in _parser_keys()]
+    if unknown:
+        parser.error(f"unknown parsers: {', '.join(unknown)}")
+    chosen = [p for p in PARSERS if p[0] in keys or p[0] == "ours"]
     if args.quick and args.write_results:
         parser.error("--write-results records full runs only; drop --quick")
     n_runs = args.runs if args.runs is not None else (1 if args.quick else 3)
@@ -691,27 +859,58 @@ def main(argv: list[str] | None = None) -> int:
 
     acc: AccuracyReport | None = None
     if not args.skip_accuracy:
-        systems = find_systems(
-            data_dir,
-            names=QUICK_SYSTEMS if args.quick else None,
-            limit=QUICK_LINES if args.quick else None,
-        )
-        acc = run_accuracy(systems, progress=progress)
+        names = args.systems.split(",") if args.systems else (
+            QUICK_SYSTEMS if args.quick else None)  # fmt: skip
+        systems = find_systems(data_dir, names=names, limit=QUICK_LINES if args.quick else None)
+        if LLM_KEY in keys:
+            bench_llm = LLMBenchParser(data_dir, args.llm_budget, margin=args.llm_margin)
+            chosen.append((LLM_KEY, LLM_LABEL, bench_llm))
+        acc = run_accuracy(systems, parsers=chosen, progress=progress)
     speed: SpeedReport | None = None
+    llm: LLMSpeed | None = None
     if not args.skip_speed:
         raw_files = sorted((data_dir / "raw").glob("*.log"))
         speed = run_speed(raw_files, load_formats(data_dir), n_runs, progress=progress)
+        if LLM_KEY in keys:
+            llm = run_llm_speed(data_dir, raw_files, args.llm_cold_start, n_runs, progress,
+                                margin=args.llm_margin)  # fmt: skip
 
     info = run_info(args.quick)
-    print_tables(console, acc, speed)
+    print_tables(console, acc, speed, llm)
     if args.write_results:
         citation_file = data_dir / CORE_SET / "CITATION"
         citation = citation_file.read_text(encoding="utf-8") if citation_file.is_file() else None
-        write_results(RESULTS_MD, render_markdown(info, acc, speed, citation))
+        write_results(RESULTS_MD, render_markdown(info, acc, speed, citation, llm))
         progress.print(f"wrote {RESULTS_MD}")
     if args.json:
-        print(json.dumps(to_json(info, acc, speed), sort_keys=True))
+        print(json.dumps(to_json(info, acc, speed, llm), sort_keys=True))
     return 0
+
+
+def _parser_keys() -> list[str]:
+    return [*(k for k, _, _ in PARSERS), LLM_KEY]
+
+
+def run_llm_speed(
+    data_dir: Path,
+    raw_files: Sequence[Path],
+    cold_system: str,
+    n_runs: int,
+    progress: Console | None = None,
+    *,
+    margin: float | None = None,
+) -> LLMSpeed:
+    """The LLM parser's cold start on ``cold_system``'s 2k file and warm runs on raw logs."""
+    out = LLMSpeed()
+    cold_file = data_dir / CORE_SET / cold_system / f"{cold_system}_2k.log"
+    if progress is not None:
+        progress.print(f"llm cold start: {cold_file.name}", highlight=False)
+    out.cold.append(run_cold_start(cold_file, cold_system, margin=margin))
+    for log_file in raw_files:
+        if progress is not None:
+            progress.print(f"llm warm speed: {log_file.name}", highlight=False)
+        out.warm.append(run_warm_speed(log_file, preset_of(log_file), n_runs, margin=margin))
+    return out
 
 
 if __name__ == "__main__":

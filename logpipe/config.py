@@ -42,6 +42,7 @@ __all__ = [
     "LoggingConfig",
     "MultilineConfig",
     "ParseConfig",
+    "ParseLLMConfig",
     "PipelineSettings",
     "ServerConfig",
     "SinksConfig",
@@ -216,8 +217,49 @@ class PipelineSettings(_Section):
     )
 
 
+class ParseLLMConfig(_Section):
+    """The model behind ``parse.parser = "llm"`` and its call budget."""
+
+    backend: Literal["local", "openai"] = Field(
+        default="local",
+        description="local: SmolLM2-135M on this machine; openai: an OpenAI-compatible "
+        "chat endpoint.",
+    )
+    base_url: str | None = Field(
+        default=None, description="openai: the API base URL, e.g. http://127.0.0.1:8000/v1."
+    )
+    model: str | None = Field(default=None, description="openai: the model name.")
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="openai: environment variable that holds the API key (unset: no key).",
+    )
+    timeout_secs: float = Field(default=30.0, gt=0, description="openai: per-call timeout.")
+    max_calls_per_second: float = Field(
+        default=1.0,
+        ge=0,
+        description="Model-call budget (token bucket; 0 = unlimited). Groups beyond it keep "
+        "their statistical template and are asked about again later.",
+    )
+    burst: float = Field(default=8.0, ge=1, description="Calls the budget may make at once.")
+    local_margin: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="local: nats by which the model must prefer <*> over a token to make it "
+        "a variable; unset: the model is not used (measured to lower accuracy untuned; see "
+        "models/llm_parser/README.md).",
+    )
+
+
 class ParseConfig(_Section):
     """Online template mining in the pipeline (template id, template, params columns)."""
+
+    parser: Literal["stat", "llm"] = Field(
+        default="stat",
+        description="stat: the statistical miner; llm: miner + parsing cache + checked "
+        "model answers (see docs/PARSING.md).",
+    )
+    llm: ParseLLMConfig = Field(default_factory=ParseLLMConfig)
 
     enabled: bool = Field(default=True, description="Mine templates of every line.")
     state: str | None = Field(

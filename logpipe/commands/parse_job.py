@@ -10,6 +10,11 @@ work is limited to what the miner itself needs.
 
 Without an output directory the spill goes to a temporary directory: the summary counts
 events, and an event is only known once the whole input has been mined.
+
+``--parser llm`` swaps the miner for :class:`~logpipe.parsing.llm.LLMParser`, which has the
+same methods: phase 1 mines statistically, phase 2 resolves each final statistical template
+through the parsing cache and (within the call budget) the model. Phase 2 then runs its
+chunks one at a time, in order, so cache ids do not depend on thread timing.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -48,12 +53,16 @@ from logpipe.io.outputs import (
     write_templates,
 )
 from logpipe.io.spill import SpillDir, SpillWriter
+from logpipe.parsing.llm import LLMParser, LLMParserConfig
+from logpipe.parsing.llm_backends import DEFAULT_API_KEY_ENV, make_backend
 from logpipe.parsing.miner import MinerConfig, TemplateMiner
 from logpipe.parsing.params import extract_params_batch
 from logpipe.records import ErrorReason
 
 __all__ = [
+    "PARSERS",
     "InputReport",
+    "LLMOptions",
     "NullProgress",
     "ParseOptions",
     "ParseReport",
@@ -68,6 +77,8 @@ _T = TypeVar("_T")
 _CHUNK_ROWS = 8192
 _RESOLVE_ROWS = _CHUNK_ROWS  # phase 2 re-cuts the spill into chunks of this size
 _WORKERS = 2
+#: ``--parser`` choices: the statistical miner alone, or the hybrid LLM parser.
+PARSERS = ("stat", "llm")
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,19 @@ def _ordered(pool: ThreadPoolExecutor, jobs: Iterable[Callable[[], _T]]) -> Iter
 
 
 @dataclass(frozen=True)
+class LLMOptions:
+    """How ``--parser llm`` reaches its model (the ``--llm-*`` flags)."""
+
+    backend: str = "local"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    max_calls_per_second: float = LLMParserConfig.max_calls_per_second
+    timeout_s: float = 30.0
+    local_margin: float | None = None
+
+
+@dataclass(frozen=True)
 class ParseOptions:
     """What to parse and where to write it (the CLI flags, validated)."""
 
@@ -145,6 +169,8 @@ class ParseOptions:
     batch_lines: int = DEFAULT_BATCH_LINES
     batch_bytes: int = DEFAULT_BATCH_BYTES
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    parser: str = "stat"
+    llm: LLMOptions = field(default_factory=LLMOptions)
 
 
 @dataclass
@@ -170,6 +196,7 @@ class ParseReport:
     templates: list[TemplateRow]  # every template seen in this run, most frequent first
     seconds: float
     framer: str
+    llm: dict[str, int] | None = None  # the LLM parser's counters (model calls...), if used
 
     @property
     def lines(self) -> int:
@@ -247,6 +274,18 @@ def _true_count(mask: pa.Array | None) -> int:
     return 0 if mask is None else int(pc.sum(mask).as_py() or 0)
 
 
+def _load_llm_parser(state_in: Path | None, llm: LLMOptions) -> LLMParser:
+    backend = make_backend(llm.backend, base_url=llm.base_url, model=llm.model,
+                           api_key_env=llm.api_key_env, timeout_s=llm.timeout_s,
+                           local_margin=llm.local_margin)  # fmt: skip
+    config = LLMParserConfig(max_calls_per_second=llm.max_calls_per_second)
+    if state_in is None:
+        return LLMParser(backend, config=config)
+    if not state_in.is_file():
+        raise InputError("no such parser state file", path=str(state_in))
+    return LLMParser.load(state_in, backend, config=config)
+
+
 def _load_miner(state_in: Path | None) -> TemplateMiner:
     if state_in is None:
         return TemplateMiner(MinerConfig())
@@ -286,7 +325,17 @@ class _Job:
         self.sources = expand_inputs(options.paths)
         if options.state_out is not None and not hasattr(TemplateMiner, "save"):
             raise UsageError("--state-out: this build's template miner cannot save its state")
-        self.miner = _load_miner(options.state_in)
+        if options.parser not in PARSERS:
+            raise UsageError(f"--parser {options.parser!r}: choose one of {', '.join(PARSERS)}")
+        self.miner: TemplateMiner | LLMParser = (
+            _load_llm_parser(options.state_in, options.llm)
+            if options.parser == "llm"
+            else _load_miner(options.state_in)
+        )
+        # the LLM parser resolves phase 2 in order (deterministic cache ids)
+        self.resolvers = 1 if isinstance(self.miner, LLMParser) else _WORKERS
+        # a resumed state carries its counters: the report shows this run's
+        self.llm_before = asdict(self.miner.stats) if isinstance(self.miner, LLMParser) else {}
         self.framer: formats.Framer | None = None
         if options.log_format is not None or options.preset is not None:
             self.framer = formats.resolve_framer(options.log_format, options.preset, [])
@@ -424,7 +473,7 @@ class _Job:
             "writing" if out_dir else "counting", sum(r.lines for r in self.reports)
         )
         written = 0
-        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=self.resolvers) as pool:
             for report, held in zip(self.reports, spills, strict=True):
                 writer = (
                     open_structured_writer(fmt, out_dir, report.name, self.field_names)
@@ -497,6 +546,12 @@ class _Job:
 
     # -- both
 
+    def _llm_counts(self) -> dict[str, int] | None:
+        if not isinstance(self.miner, LLMParser):
+            return None
+        now = asdict(self.miner.stats)
+        return {k: int(v) - int(self.llm_before.get(k, 0)) for k, v in now.items()}
+
     def run(self) -> ParseReport:
         started = time.perf_counter()
         out_dir = self.opts.out_dir
@@ -507,9 +562,10 @@ class _Job:
             spills = self._phase1(spill)
             if self.spill_schema is None:  # every input was empty: still need the header fields
                 self._schema(self._framer_for(pa.array([], pa.string())))
+            self._phase2(out_dir, spills)
+            # after phase 2: the LLM parser settles its templates (and cache) there
             if self.opts.state_out is not None:
                 self.miner.save(self.opts.state_out)
-            self._phase2(out_dir, spills)
             total: Counter[str] = Counter()
             for report in self.reports:
                 total.update(report.occurrences)
@@ -528,6 +584,7 @@ class _Job:
             templates=templates,
             seconds=time.perf_counter() - started,
             framer=self.framer.name,
+            llm=self._llm_counts(),
         )
 
 

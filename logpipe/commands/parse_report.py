@@ -30,6 +30,7 @@ def summary_dict(report: ParseReport, top: int) -> dict[str, Any]:
         "invalid_utf8_lines": report.invalid_utf8,
         "truncated_lines": report.truncated,
         "log_format": report.framer,
+        "llm": report.llm,
         "inputs": [
             {
                 "path": i.path,
@@ -51,6 +52,19 @@ def summary_dict(report: ParseReport, top: int) -> dict[str, Any]:
     }
 
 
+def _llm_line(stats: dict[str, int]) -> str:
+    """One line of the LLM parser's counters: what the model cost and what came of it."""
+    groups = stats.get("groups", 0)
+    hits = stats.get("cache_hits", 0)
+    return (
+        f"model calls: {stats.get('model_calls', 0):,} ({stats.get('accepted', 0):,} accepted, "
+        f"{stats.get('repaired', 0):,} repaired, {stats.get('rejected', 0):,} rejected, "
+        f"{stats.get('backend_errors', 0):,} failed)   deferred by the budget: "
+        f"{stats.get('deferred', 0):,}   cache hits: {hits:,} of {groups:,} groups   "
+        f"merged groups: {stats.get('merges', 0):,}"
+    )
+
+
 def print_summary(
     report: ParseReport, top: int, *, as_json: bool, file: TextIO | None = None
 ) -> None:
@@ -66,6 +80,8 @@ def print_summary(
         f"not matching the format: {report.unmatched:,}   invalid UTF-8: "
         f"{report.invalid_utf8:,}   truncated: {report.truncated:,}",
     ]
+    if report.llm is not None:
+        lines.append(_llm_line(report.llm))
     lines += [f"wrote {path}" for item in report.inputs for path in item.outputs]
     rows = [
         (

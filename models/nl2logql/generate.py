@@ -25,6 +25,7 @@ prefill and decoding seconds and the tokens of each reply of the latest call.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +37,21 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["MAX_NEW_TOKENS", "ModelGenerator", "apply_adapter", "sample_top_p"]
+__all__ = ["MAX_NEW_TOKENS", "ModelGenerator", "StopRule", "apply_adapter", "line_end",
+           "sample_top_p"]  # fmt: skip
 
 MAX_NEW_TOKENS = 160
+
+#: Where a reply ends once it is complete (cut it there), or None while it may still grow.
+#: :func:`logpipe.nl.complete.reply_end` for a LogQL query; :func:`line_end` for one line.
+StopRule = Callable[[str], int | None]
+
+
+def line_end(text: str) -> int | None:
+    """A one-line reply (a log template) ends at its first newline after some text."""
+    head = len(text) - len(text.lstrip())
+    at = text.find("\n", head)
+    return at if at > head else None
 
 
 def sample_top_p(
@@ -56,7 +69,11 @@ def sample_top_p(
 
 
 class ModelGenerator:
-    """``generate(prompt, n)`` -> ``n`` replies of a causal LM with a chat template."""
+    """``generate(prompt, n)`` -> ``n`` replies of a causal LM with a chat template.
+
+    ``stop`` decides where a reply is complete (default: a complete LogQL query); the log
+    template parser passes :func:`line_end`, so both share this one decoding loop.
+    """
 
     def __init__(
         self,
@@ -67,6 +84,7 @@ class ModelGenerator:
         temperature: float = 0.7,
         top_p: float = 0.95,
         seed: int = 0,
+        stop: StopRule = reply_end,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -74,6 +92,7 @@ class ModelGenerator:
         self.temperature = temperature
         self.top_p = top_p
         self.seed = seed
+        self.stop = stop
         self.last_stats: dict[str, Any] = {}
 
     def _forward(self, input_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
@@ -81,7 +100,7 @@ class ModelGenerator:
         return out.logits[:, -1, :], out.past_key_values
 
     def generate(self, prompt: Prompt, n: int) -> list[str]:
-        """The greedy reply first, then ``n - 1`` samples, each cut at its query's end."""
+        """The greedy reply first, then ``n - 1`` samples, each cut where ``stop`` says."""
         import torch  # noqa: PLC0415
 
         if n < 1:
@@ -118,7 +137,7 @@ class ModelGenerator:
                         continue
                     tokens[cand].append(token)
                     text = str(tok.decode(tokens[cand], skip_special_tokens=True))
-                    end = reply_end(text)
+                    end = self.stop(text)
                     if end is not None:
                         replies[cand] = text[:end]
                         continue

@@ -12,6 +12,8 @@ import pytest
 
 from benchmarks import drain3_cli
 from benchmarks import parsing as bench
+from benchmarks import parsing_llm as bench_llm
+from logpipe.parsing.llm_backends import ParseRequest
 
 # Constant messages of different lengths: any Drain-style miner keeps them apart and exact.
 CONSTANT = [
@@ -269,3 +271,48 @@ def test_drain3_reproduces_published_drain_figures(shared_data: Path) -> None:
         for metric in bench.METRICS:
             got = f"{getattr(scores, metric):.3f}"
             assert got == published[f"{system} {metric.upper()}"], (system, metric)
+
+
+class _EchoBackend:
+    """Answers with the statistical template (a model that changes nothing)."""
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.demo_lines: list[str] = []
+
+    def propose(self, request: ParseRequest) -> str:
+        self.demo_lines += [d.line for d in request.demonstrations]
+        return request.statistical
+
+
+def test_llm_rows_leave_the_scored_system_out(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _write_system(root, bench.CORE_SET, "Foo", VARIABLE * 3)
+    _write_system(root, bench.CORE_SET, "Baz", [("baz event 7 seen", "baz event <*> seen")])
+    demos = bench_llm.loso_demonstrations(root, "Foo")
+    assert [d.line for d in demos] == ["baz event 7 seen"]
+    backend = _EchoBackend()
+    llm = bench_llm.LLMBenchParser(root, backend=backend)
+    parsers: list[tuple[str, str, Callable[[Sequence[str]], list[str]]]] = [
+        bench.PARSERS[0],
+        (bench.LLM_KEY, bench.LLM_LABEL, llm),
+    ]
+    acc = bench.run_accuracy(bench.find_systems(root, ["Foo"]), parsers=parsers)
+    assert _scores(acc, "Foo", bench.LLM_KEY) == _scores(acc, "Foo", "ours")
+    assert backend.demo_lines and not any("user" in line for line in backend.demo_lines)
+    extra = acc.runs[("Foo", bench.LLM_KEY)].extra
+    assert extra is not None and extra["model_calls"] > 0
+    assert extra["calls_per_1k_lines"] == 1000 * extra["model_calls"] / 12
+    ratios = acc.ratios(bench.CORE_SET, numerator=bench.LLM_KEY)
+    assert ratios == {"ours": {m: 1.0 for m in bench.METRICS}}
+    rows = bench._mean_rows(acc)
+    assert any(r[1] == "ratio llm / logpipe" for r in rows)
+    assert bench._llm_rows(acc)[0][0] == "Foo"
+    doc = bench.to_json(bench.run_info(True), acc, None)
+    assert doc["accuracy"]["systems"]["Foo"][bench.LLM_KEY]["llm"]["model_calls"] > 0
+
+
+def test_unknown_parsers_are_a_usage_error(fake_data: Path) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--data", str(fake_data), "--parsers", "ours,gpt"])

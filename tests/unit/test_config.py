@@ -159,3 +159,27 @@ def test_sink_names_must_be_unique_and_not_the_stores() -> None:
         parse_config(bad, environ={})
     ok = parse_config('[[sinks.kafka]]\nbootstrap = "x:1"\ntopic = "out"\n', environ={})
     assert ok.sinks.kafka[0].name == "kafka-out"
+
+
+def test_the_llm_parser_section_is_validated() -> None:
+    cfg = parse_config('[parse]\nparser = "llm"\n[parse.llm]\nbackend = "openai"\n'
+                       'base_url = "http://127.0.0.1:8000/v1"\nmodel = "m"\n'
+                       "max_calls_per_second = 0.5\n", environ={})  # fmt: skip
+    assert cfg.parse.parser == "llm"
+    assert (cfg.parse.llm.backend, cfg.parse.llm.max_calls_per_second) == ("openai", 0.5)
+    assert parse_config("", environ={}).parse.parser == "stat"
+    errors = errors_of('[parse]\nparser = "gpt"\n[parse.llm]\nburst = 0\nkey = "x"\n')
+    assert {path for path, _ in errors} == {"parse.parser", "parse.llm.burst", "parse.llm.key"}
+
+
+def test_the_daemon_builds_the_llm_parse_stage(tmp_path: Path) -> None:
+    from logpipe.daemon import build_stages
+    from logpipe.parsing.llm import LLMParser
+    from logpipe.pipeline import ParseStage
+
+    cfg = parse_config(f'[store]\nroot = "{tmp_path}"\n[parse]\nparser = "llm"\n'
+                       "[parse.llm]\nmax_calls_per_second = 3\nburst = 4\n",
+                       environ={})  # fmt: skip
+    (stage,) = build_stages(cfg)
+    assert isinstance(stage, ParseStage) and isinstance(stage.miner, LLMParser)
+    assert stage.miner.budget.rate == 3 and stage.miner.budget.burst == 4

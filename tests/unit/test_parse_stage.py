@@ -98,11 +98,12 @@ def test_a_damaged_state_is_moved_aside_and_mining_starts_afresh(tmp_path: Path)
 
 
 def test_state_is_bounded_evicted_templates_are_null() -> None:
-    stage = ParseStage(TemplateMiner(MinerConfig(max_clusters=3)))
+    miner = TemplateMiner(MinerConfig(max_clusters=3))
+    stage = ParseStage(miner)
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
     lines = [f"{w} {w} event {i}".encode() for i, w in enumerate(words)]
     batch = stage.process(raw_batch(lines, source="t"))
-    assert len(stage.miner.clusters()) == 3
+    assert len(miner.clusters()) == 3
     templates = batch.column("template").cast(pa.string()).to_pylist()
     assert templates[:3] == [None, None, None]
     assert templates[3:] == [f"{w} {w} event <*>" for w in words[3:]]
