@@ -45,7 +45,7 @@ from logpipe.errors import ModelError, StateError
 from logpipe.parsing.budget import TokenBucket
 from logpipe.parsing.cache import TemplateCache
 from logpipe.parsing.llm_backends import Demonstration, ParseRequest, TemplateBackend
-from logpipe.parsing.miner import MinerConfig, TemplateMiner
+from logpipe.parsing.miner import MinerConfig, TemplateMiner, save_state_json
 from logpipe.parsing.template_check import Verdict, check_template, keeps_constants
 
 __all__ = ["STATE_FORMAT", "LLMParser", "LLMParserConfig", "LLMStats", "diverse_sample"]
@@ -335,10 +335,7 @@ class LLMParser:
 
     def save(self, path: str | Path) -> None:
         """Write the state as JSON (to a temp file, then renamed: never half-written)."""
-        target = Path(path)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-        tmp.replace(target)
+        save_state_json(path, self.to_dict())
 
     @classmethod
     def load(

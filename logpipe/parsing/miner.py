@@ -176,6 +176,15 @@ def _collapse_value_list(tokens: list[str]) -> None:
         del tokens[len(tokens) - run + 1 :]
 
 
+def save_state_json(path: str | Path, state: dict[str, Any]) -> None:
+    """``state`` as JSON at ``path``, through a temp file and a rename, so a parser state is
+    never half-written (every parser's ``save`` goes through here)."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(target)
+
+
 class TemplateMiner:
     """Online Drain-family template miner; see the module docstring for the algorithm."""
 
@@ -579,10 +588,7 @@ class TemplateMiner:
 
     def save(self, path: str | Path) -> None:
         """Write the state as JSON (to a temp file, then renamed: never half-written)."""
-        target = Path(path)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-        tmp.replace(target)
+        save_state_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> TemplateMiner:
