@@ -20,8 +20,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from logpipe.errors import LogQLError
 from logpipe.labels import LabelMatcher, MatchOp
 from logpipe.logql import ast, format_query
+from logpipe.logql.results import Streams
+from logpipe.nl.answer import QueryRunner
 from logpipe.nl.bm25 import BM25, tokenize
 
 __all__ = [
@@ -119,12 +122,10 @@ def format_filter(line_filter: ast.LineFilter) -> str:
     return text[text.index("}") + 1 :].strip()
 
 
-def store_probe(runner: Any, *, start_ns: int, end_ns: int, tenant: str) -> Probe:
+def store_probe(runner: QueryRunner, *, start_ns: int, end_ns: int, tenant: str) -> Probe:
     """A :data:`Probe` over an engine (anything with ``query_range``): one log query with
     limit 1 per (selector, filter), remembered, so grounding N candidates that share a
     selector asks the store once per distinct filter."""
-    from logpipe.errors import LogQLError  # noqa: PLC0415
-
     seen: dict[str, bool] = {}
 
     def probe(matchers: tuple[LabelMatcher, ...], line_filter: ast.LineFilter) -> bool:
@@ -133,7 +134,7 @@ def store_probe(runner: Any, *, start_ns: int, end_ns: int, tenant: str) -> Prob
             try:
                 result = runner.query_range(query, start_ns=start_ns, end_ns=end_ns,
                                             tenant=tenant, limit=1)  # fmt: skip
-                seen[query] = any(s.entries for s in result.streams)
+                seen[query] = isinstance(result, Streams) and any(s.entries for s in result.streams)
             except LogQLError:
                 seen[query] = True  # cannot tell: leave the filter as written
         return seen[query]
