@@ -1,7 +1,8 @@
 """NL2LogQL benchmark: questions -> LogQL on the held-out split, scored three ways.
 
 Run ``python -m benchmarks.nl2logql`` (``--quick`` for the first 20 held-out questions,
-``--json`` for one JSON object of every figure as the last output line, ``--data-dir`` for
+``--json`` for one JSON object of every figure as the last output line, ``--outcomes FILE``
+for every question's outcome as JSON lines, ``--data-dir`` for
 another shared data directory, ``--systems`` to choose what runs).
 
 Why it is built this way:
@@ -31,6 +32,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -179,6 +181,15 @@ def _section(header: list[str], rows: list[list[str]], info_line: str, split: Sp
     ])  # fmt: skip
 
 
+def write_outcomes(path: Path, results: dict[str, Scores]) -> None:
+    """Every question's outcome, one JSON object a line, for reading the failures: a rate
+    says how often, only the rows say why."""
+    with path.open("w", encoding="utf-8") as fh:
+        for system, scores in results.items():
+            for o in scores.outcomes:
+                fh.write(json.dumps({"system": system, **dataclasses.asdict(o)}) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.nl2logql",
@@ -199,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="model candidates per question (default 2)")  # fmt: skip
     parser.add_argument("--write-results", action="store_true",
                         help="rewrite this benchmark's section of RESULTS.md")  # fmt: skip
+    parser.add_argument("--outcomes", type=Path, default=None,
+                        help="also write every question's outcome (system, question, gold, "
+                             "predicted, scores, error) to this JSON-lines file")  # fmt: skip
     parser.add_argument("--no-grounding", action="store_true",
                         help="keep line filters that match nothing (ablation of "
                              "logpipe.nl.ground)")  # fmt: skip
@@ -261,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{any_scores.n - any_scores.gold_errors}; gold queries that fail to run: "
                   f"{any_scores.gold_errors}")  # fmt: skip
     out.print(f"data: Loghub 2k samples. {LOGHUB_CITATION}")
+    if args.outcomes is not None:
+        write_outcomes(args.outcomes, results)
+        out.print(f"wrote {args.outcomes}")
     if args.write_results:
         info_line = (f"Produced by `python -m benchmarks.nl2logql {' '.join(argv or sys.argv[1:])}`"
                      f" on {info.date}, commit `{info.commit}`; machine: {info.cpu}, "

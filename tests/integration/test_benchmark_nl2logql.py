@@ -48,3 +48,20 @@ def test_write_results_replaces_only_its_own_section(
     assert "| retrieval |" in section and "held-out" in section
     with pytest.raises(SystemExit):
         nl2logql.main(["--write-results", "--quick", "--data-dir", str(shared_data)])
+
+
+def test_outcomes_file_has_one_scored_row_per_question_and_system(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "outcomes.jsonl"
+    assert nl2logql.main(["--quick", "--data-dir", str(shared_data), "--outcomes", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    systems = {r["system"] for r in rows}
+    assert systems == {"retrieval", "retrieval, random-pair split (leaky)"}
+    main_rows = [r for r in rows if r["system"] == "retrieval"]
+    assert len(main_rows) == nl2logql.QUICK_QUESTIONS
+    for r in main_rows:
+        assert r["question"] and r["gold"]
+        assert r["predicted"] is not None and r["valid"] is True
+        assert r["executed"] in (True, False)
+        assert isinstance(r["gold_has_data"], bool) and r["latency_s"] >= 0.0
