@@ -29,7 +29,7 @@ from logpipe.logql.results import Matrix, QueryResult, Scalar, Streams, Vector
 from logpipe.nl.explain import explain
 from logpipe.nl.normalise import canonical
 from logpipe.nl.prompt import Prompt
-from logpipe.nl.repair import TEXT_REPAIRS, extract_query, repair_labels
+from logpipe.nl.repair import TEXT_REPAIRS, extract_query, repair_labels, window_from_question
 from logpipe.nl.tree import walk
 
 __all__ = [
@@ -165,6 +165,11 @@ def validate_candidate(
             expr2, error = _parse_valid(format_query(fixed_expr))
             if expr2 is not None:
                 expr, candidate.repairs = expr2, [*candidate.repairs, *done]
+    windowed, done = window_from_question(expr, question)
+    if done:
+        expr4, _ = _parse_valid(format_query(windowed))
+        if expr4 is not None:
+            expr, candidate.repairs = expr4, [*candidate.repairs, *done]
     if ground is not None and any(isinstance(node, ast.LogExpr) for node in walk(expr)):
         grounded, done = ground(expr, question)
         if done:

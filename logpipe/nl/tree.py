@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from logpipe.labels import LabelMatcher, MatchOp
 from logpipe.logql import ast
 
-__all__ = ["line_filters", "map_matchers", "selector_matchers", "walk"]
+T = TypeVar("T")
+
+__all__ = ["line_filters", "map_matchers", "map_nodes", "selector_matchers", "walk"]
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -58,6 +60,17 @@ def map_matchers(expr: Any, fn: Callable[[LabelMatcher], LabelMatcher | None]) -
         mapped = tuple(m for m in (fn(m) for m in expr.matchers) if m is not None)
         changes["matchers"] = mapped or expr.matchers
     return dataclasses.replace(expr, **changes)
+
+
+def map_nodes(expr: Any, kind: type[T], fn: Callable[[T], T]) -> Any:
+    """``expr`` with every node of type ``kind`` replaced by ``fn(node)``, inner ones first."""
+    if isinstance(expr, tuple):
+        return tuple(map_nodes(item, kind, fn) for item in expr)
+    if not dataclasses.is_dataclass(expr) or isinstance(expr, type):
+        return expr
+    changes = {f.name: map_nodes(getattr(expr, f.name), kind, fn) for f in dataclasses.fields(expr)}
+    rebuilt = dataclasses.replace(expr, **changes)
+    return fn(rebuilt) if isinstance(rebuilt, kind) else rebuilt
 
 
 def equality(name: str, value: str) -> LabelMatcher:

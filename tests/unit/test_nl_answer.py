@@ -18,6 +18,7 @@ from logpipe.nl.repair import (
     fix_range_spelling,
     range_from_question,
     repair_labels,
+    window_from_question,
 )
 from logpipe.store import Store
 
@@ -69,6 +70,57 @@ def test_range_spelling_and_question_windows() -> None:
     assert range_from_question("over the past week") == "1w"
     assert range_from_question("in the last hour") == "1h"
     assert range_from_question("no window at all") == "5m"
+    # the window is the span the question looks back over, not a duration it mentions
+    assert range_from_question("How many blocks took longer than 2 minutes to be received in "
+                               "the past 24 hours?") == "24h"  # fmt: skip
+    assert range_from_question("sessions shorter than 5 seconds") == "5s"  # the only span
+
+
+@pytest.mark.parametrize(
+    ("question", "query", "fixed"),
+    [
+        (
+            "failures in the last 24 hours?",
+            'sum(count_over_time({a="b"} |= "x" [5m]))',
+            'sum(count_over_time({a="b"} |= "x" [24h]))',
+        ),
+        (
+            "rate of errors over the past hour",
+            'sum(rate({a="b"}[5m])) / sum(rate({a="c"}[5m]))',
+            'sum(rate({a="b"}[1h])) / sum(rate({a="c"}[1h]))',
+        ),
+    ],
+)
+def test_the_window_the_question_names_replaces_the_models_range(
+    question: str, query: str, fixed: str
+) -> None:
+    expr, done = window_from_question(parse_query(query), question)
+    assert done == ["range from question"]
+    assert expr == parse_query(fixed)
+
+
+@pytest.mark.parametrize(
+    ("question", "query"),
+    [
+        ("failures in the last 24 hours?", 'sum(count_over_time({a="b"} [24h]))'),  # agrees
+        ("how many failures?", 'sum(count_over_time({a="b"} [5m]))'),  # no window named
+        ("failures in the last hour", '{a="b"} |= "x"'),  # a log query has no range
+        (
+            "failures in the last hour",  # two ranges on purpose: not the model's slip
+            'sum(rate({a="b"}[5m])) / sum(rate({a="b"}[1h]))',
+        ),
+    ],
+)
+def test_the_range_is_kept_when_there_is_nothing_to_align(question: str, query: str) -> None:
+    expr = parse_query(query)
+    assert window_from_question(expr, question) == (expr, [])
+
+
+def test_a_candidate_gets_the_questions_window_as_a_named_repair() -> None:
+    c = validate_candidate('sum(count_over_time({application="openssh-us-east"} [5m]))',
+                           "how many lines in the last 6 hours?", LABELS)  # fmt: skip
+    assert c.query == 'sum(count_over_time({application="openssh-us-east"}[6h]))'
+    assert "range from question" in c.repairs
 
 
 @pytest.mark.parametrize(
@@ -76,11 +128,11 @@ def test_range_spelling_and_question_windows() -> None:
     [
         ("{application='openssh-us-east'}", "single quotes", '{application="openssh-us-east"}'),
         ('{application=="openssh-us-east"}', "== in selector", '{application="openssh-us-east"}'),
-        ('count_over_time({application="openssh-us-east"}[2 hours])', "range spelling",
-         'count_over_time({application="openssh-us-east"}[2h])'),
-        ('sum(count_over_time({application="openssh-us-east"} |= "x" [1h])',
+        ('count_over_time({application="openssh-us-east"}[6 hours])', "range spelling",
+         'count_over_time({application="openssh-us-east"}[6h])'),
+        ('sum(count_over_time({application="openssh-us-east"} |= "x" [6h])',
          "balanced brackets and strings",
-         'sum(count_over_time({application="openssh-us-east"} |= "x"[1h]))'),
+         'sum(count_over_time({application="openssh-us-east"} |= "x"[6h]))'),
         ('count_over_time({application="openssh-us-east"} |= "x")', "missing range",
          'count_over_time({application="openssh-us-east"} |= "x" [6h])'),
     ],
