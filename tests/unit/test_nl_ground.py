@@ -92,3 +92,84 @@ def test_grounding_is_a_named_repair_of_the_answer_loop(tmp_path: Path) -> None:
     got = answer("which blocks were received?", Prompt([]), Model(), n=2, ground=g.ground)
     assert got.query == '{application="hdfs-eu"} |= "Receiving block"'
     assert got.candidates[0].votes == 2
+
+
+SSH_LINES = [
+    b"reverse mapping checking getaddrinfo for a.example [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
+    b"Address 5.6.7.8 maps to b.example, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!",
+    b"Failed password for invalid user bob from 1.2.3.4 port 22 ssh2",
+    b"Failed password for invalid user eve from 5.6.7.8 port 22 ssh2",
+    b"input_userauth_request: invalid user bob [preauth]",
+]
+SSH_TEMPLATES = [
+    "reverse mapping checking getaddrinfo for <*> [<*>] failed - POSSIBLE BREAK-IN ATTEMPT!",
+    "Address <*> maps to <*>, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!",
+    "Failed password for invalid user <*> from <*> port <*> ssh2",
+    "input_userauth_request: invalid user <*> [preauth]",
+]
+
+
+def ssh_grounder(tmp_path: Path) -> tuple[Engine, TemplateGrounder]:
+    store = Store(tmp_path)
+    store.ingest("fake", {"application": "ssh"}, [T0 + i * 10**9 for i in range(len(SSH_LINES))],
+                 SSH_LINES)  # fmt: skip
+    engine = Engine(store)
+    probe = store_probe(engine, start_ns=T0 - 10**12, end_ns=T0 + 10**12, tenant="fake")
+    return engine, TemplateGrounder(SSH_TEMPLATES, probe)
+
+
+def test_a_live_filter_about_something_else_is_put_on_the_questions_words(tmp_path: Path) -> None:
+    engine, g = ssh_grounder(tmp_path)
+    query = 'sum(count_over_time({application="ssh"} |= "Failed password for invalid user" [1h]))'
+    grounded, done = g.ground(parse_query(query), "How many possible break-in attempts were "
+                              "detected in the last hour?")  # fmt: skip
+    # the words of the question, as the log spells them: both templates that say it count
+    assert format_query(grounded) == (
+        'sum(count_over_time({application="ssh"} |= "POSSIBLE BREAK-IN ATTEMPT" [1h]))'
+    )
+    assert len(done) == 1 and "shares no word with the question" in done[0]
+    result = engine.query_instant(format_query(grounded), time_ns=T0 + 10 * 10**9, tenant="fake")
+    assert [s.value for s in result.samples] == [2.0]  # type: ignore[union-attr]
+
+
+def test_a_filter_that_shares_a_word_with_the_question_is_kept(tmp_path: Path) -> None:
+    _, g = ssh_grounder(tmp_path)
+    expr = parse_query('{application="ssh"} |= "Failed password"')
+    assert g.ground(expr, "which users failed to log in, and were there break-in attempts?") == (
+        expr, [])  # fmt: skip
+    # and nothing replaces it when no template says two of the question's words
+    expr = parse_query('{application="ssh"} |= "invalid user"')
+    assert g.ground(expr, "how many kernel panics?") == (expr, [])
+
+
+def test_a_phrase_the_question_quotes_replaces_filters_unrelated_to_it(tmp_path: Path) -> None:
+    _, g = ssh_grounder(tmp_path)
+    query = '{application="ssh"} |= "input_userauth_request: invalid user" != "bob"'
+    grounded, done = g.ground(parse_query(query), "List all 'Corrupted MAC on input' errors")
+    # the user named the text: an empty answer is the true one when no line says it
+    assert format_query(grounded) == '{application="ssh"} |= "Corrupted MAC on input" != "bob"'
+    assert len(done) == 1 and "'Corrupted MAC on input'" in done[0]
+    # a filter that already says most of the quoted phrase is the user's, kept as written
+    expr = parse_query('{application="ssh"} |= "BREAK-IN ATTEMPT"')
+    assert g.ground(expr, "count 'POSSIBLE BREAK-IN ATTEMPT' lines") == (expr, [])
+    # a quoted single word is a value (a user, a host), not a phrase
+    expr = parse_query('{application="ssh"} |= "Failed password"')
+    assert g.ground(expr, "failures for user 'bob'") == (expr, [])
+
+
+def test_a_dead_filter_with_the_users_own_words_or_no_close_template_is_kept(
+    tmp_path: Path,
+) -> None:
+    g = grounder(hdfs_store(tmp_path))
+    for query, question in [
+        # a value the question names: nothing says it, so the true answer is empty
+        ('{application="hdfs-eu"} |= "blk_999 allocateBlock"', "was blk_999 allocated?"),
+        # text the question quotes, even a single word
+        ('{application="hdfs-eu"} |= "allocateBlock: webmaster"',
+         "blocks allocated by 'webmaster'?"),
+        # real log text the sample lacks: the nearest template shares too little of it
+        ('{application="hdfs-eu"} |~ "writeBlock .* received exception"',
+         "which exceptions did writeBlock receive?"),
+    ]:  # fmt: skip
+        expr = parse_query(query)
+        assert g.ground(expr, question) == (expr, []), query
