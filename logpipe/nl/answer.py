@@ -29,7 +29,13 @@ from logpipe.logql.results import Matrix, QueryResult, Scalar, Streams, Vector
 from logpipe.nl.explain import explain
 from logpipe.nl.normalise import canonical
 from logpipe.nl.prompt import Prompt
-from logpipe.nl.repair import TEXT_REPAIRS, extract_query, repair_labels, window_from_question
+from logpipe.nl.repair import (
+    TEXT_REPAIRS,
+    drop_unwrap_errors,
+    extract_query,
+    repair_labels,
+    window_from_question,
+)
 from logpipe.nl.tree import walk
 
 __all__ = [
@@ -199,6 +205,20 @@ def _merge(candidates: list[Candidate]) -> list[Candidate]:
     return sorted(merged.values(), key=lambda c: -c.votes)  # stable: earliest first on ties
 
 
+def _retry_dropping_unwrap_errors(candidate: Candidate, execute: Executor) -> None:
+    """Run ``candidate`` again with ``| __error__=""`` after its unwraps; keep the change
+    (named) only if that runs (see :func:`~logpipe.nl.repair.drop_unwrap_errors`)."""
+    fixed = drop_unwrap_errors(candidate.expr) if candidate.expr is not None else None
+    expr, _ = _parse_valid(format_query(fixed)) if fixed is not None else (None, None)
+    if expr is None:
+        return
+    expr = canonical(expr)
+    outcome = execute(format_query(expr))
+    if outcome.error is None:
+        candidate.expr, candidate.query, candidate.outcome = expr, format_query(expr), outcome
+        candidate.repairs = [*candidate.repairs, "drop lines the unwrap cannot convert"]
+
+
 def answer(
     question: str,
     prompt: Prompt,
@@ -235,6 +255,8 @@ def answer(
         started = time.perf_counter()
         for c in valid[:max_executions]:
             c.outcome = execute(c.query or "")
+            if c.outcome.error and "SampleExtractionErr" in c.outcome.error:
+                _retry_dropping_unwrap_errors(c, execute)
         with_data = [c for c in valid[:max_executions] if c.outcome and c.outcome.has_data]
         runnable = [c for c in valid[:max_executions] if c.outcome and c.outcome.error is None]
         chosen = (with_data or runnable or valid)[0]

@@ -29,6 +29,7 @@ from logpipe.nl.tree import map_matchers, map_nodes, walk
 __all__ = [
     "TEXT_REPAIRS",
     "balance",
+    "drop_unwrap_errors",
     "extract_query",
     "fix_range_spelling",
     "question_range",
@@ -255,6 +256,25 @@ def window_from_question(expr: ast.Expr, question: str) -> tuple[ast.Expr, list[
     return map_nodes(expr, ast.LogRange, lambda r: dataclasses.replace(r, range_nanos=nanos)), [
         "range from question"
     ]
+
+
+def drop_unwrap_errors(expr: ast.Expr) -> ast.Expr | None:
+    """``expr`` with ``| __error__=""`` after every ``unwrap`` that lacks it, or None.
+
+    Why: Loki fails a whole query when one line's unwrapped label is missing or not a
+    number (``SampleExtractionErr``), and the idiom its users write is to drop those lines;
+    the answer loop applies it only to a candidate that failed that way, and names it.
+    """
+
+    def fix(unwrap: ast.Unwrap) -> ast.Unwrap:
+        if any(isinstance(f, ast.StringFilter) and f.matcher.name == "__error__"
+               for f in unwrap.post_filters):  # fmt: skip
+            return unwrap
+        keep = ast.StringFilter(LabelMatcher("__error__", MatchOp.EQ, ""))
+        return dataclasses.replace(unwrap, post_filters=(*unwrap.post_filters, keep))
+
+    fixed = map_nodes(expr, ast.Unwrap, fix)
+    return None if fixed == expr else fixed
 
 
 TextRepair = Callable[[str, str], str | None]

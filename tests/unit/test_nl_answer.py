@@ -224,3 +224,24 @@ def test_engine_executor_runs_metric_queries_instantly_and_reports_errors(tmp_pa
     failing = run('sum by (x) (avg_over_time({application="web"} | regexp "(?P<x>GET)" '
                   "| unwrap x [1h]))")  # fmt: skip
     assert failing.error is not None and not failing.has_data
+
+
+def test_an_unwrap_that_cannot_convert_every_line_drops_those_lines_as_a_named_repair(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    t = 1_700_000_000_000_000_000
+    store.ingest("fake", {"application": "web"}, [t, t + 10**9, t + 2 * 10**9],
+                 [b"GET / time: 0.5", b"GET / time: 1.5", b"GET / no time"])  # fmt: skip
+    run = engine_executor(Engine(store), start_ns=t - 10**12, end_ns=t + 3 * 10**9)
+    query = ('avg(avg_over_time({application="web"} |= "GET" | regexp "time: (?P<t>[0-9.]+)" '
+             "| unwrap t [1h]))")  # fmt: skip
+    assert run(query).error is not None  # Loki's SampleExtractionErr, as Loki reports it
+    result = answer("average time?", PROMPT, StubModel([query]), n=1, execute=run)
+    assert result.query == ('avg(avg_over_time({application="web"} |= "GET" | regexp '
+                            '"time: (?P<t>[0-9.]+)" | unwrap t | __error__="" [1h]))')  # fmt: skip
+    assert "drop lines the unwrap cannot convert" in result.candidates[0].repairs
+    assert isinstance(result.result, Vector) and result.result.samples[0].value == 1.0
+    # a query that runs is never touched
+    fine = 'sum(count_over_time({application="web"} |= "GET" [1h]))'
+    assert answer("how many?", PROMPT, StubModel([fine]), n=1, execute=run).query == fine
