@@ -65,3 +65,21 @@ def test_outcomes_file_has_one_scored_row_per_question_and_system(
         assert r["predicted"] is not None and r["valid"] is True
         assert r["executed"] in (True, False)
         assert isinstance(r["gold_has_data"], bool) and r["latency_s"] >= 0.0
+
+
+def test_grounding_leaves_every_training_gold_query_as_it_is(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The repairs exist for a model's slips; a right query must pass through untouched,
+    including those whose true answer on the sample is empty."""
+    from logpipe.nl.ground import TemplateGrounder, store_probe
+    from logpipe.nl.prompt import schema_from_store
+
+    setup = nl2logql.prepare(shared_data, tmp_path / "store")
+    w = setup.window
+    schema = schema_from_store(setup.built.store, w.tenant, templates=setup.templates)
+    probe = store_probe(setup.engine, start_ns=w.start_ns, end_ns=w.end_ns, tenant=w.tenant)
+    grounder = TemplateGrounder(schema.templates, probe)
+    changed = [(p.query, done) for p in setup.split.train
+               for _, done in [grounder.ground(p.expr, p.question)] if done]  # fmt: skip
+    assert changed == []
