@@ -9,7 +9,9 @@ guessed.
 Two kinds:
 
 * **text repairs** (:data:`TEXT_REPAIRS`) make unparseable text parse: quotes, ``==`` in a
-  selector, range spelling, unbalanced brackets and strings, a missing range;
+  selector, range spelling, unbalanced brackets and strings, a missing range, an unknown
+  ``*_over_time`` name, an ``unwrap`` in a function that counts lines, a capture name a
+  ``regexp`` repeats;
 * **schema repairs** (:func:`repair_labels`) change selector matchers of a parsed query to
   label names and values the store has, when one is close enough.
 """
@@ -277,6 +279,71 @@ def drop_unwrap_errors(expr: ast.Expr) -> ast.Expr | None:
     return None if fixed == expr else fixed
 
 
+_OVER_TIME = re.compile(r"\b([a-z]+)_over_time(\s*\()")
+_FUNC_SYNONYMS = {"total": "sum", "mean": "avg", "average": "avg", "maximum": "max",
+                  "minimum": "min", "number": "count", "num": "count", "std": "stddev"}  # fmt: skip
+_OVER_TIME_KINDS = ("count", "sum", "avg", "max", "min", "first", "last", "stddev", "stdvar",
+                    "quantile", "absent", "bytes")  # fmt: skip
+
+
+def fix_function_names(text: str) -> str | None:
+    """``total_over_time(`` -> ``sum_over_time(`` (and ``mean``, ``average``...; else the
+    closest known ``*_over_time``), outside strings."""
+    masked = strings_masked(text)
+    out = text
+    for m in reversed(list(_OVER_TIME.finditer(masked))):
+        kind = m.group(1)
+        if kind in _OVER_TIME_KINDS:
+            continue
+        known = _FUNC_SYNONYMS.get(kind) or _closest(kind, _OVER_TIME_KINDS, 0.6)
+        if known is not None:
+            out = out[: m.start(1)] + known + out[m.end(1) :]
+    return out if out != text else None
+
+
+_COUNTING = ("count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time")
+_UNWRAPPING = ("sum_over_time", "avg_over_time", "max_over_time", "min_over_time",
+               "first_over_time", "last_over_time", "stddev_over_time", "stdvar_over_time",
+               "quantile_over_time", "rate_counter")  # fmt: skip
+_UNWRAP_STAGE = re.compile(r"\|\s*unwrap\s+(?:\w+\s*\(\s*\w+\s*\)|\w+)")
+
+
+def unwrap_in_counting(text: str) -> str | None:
+    """Drop ``| unwrap x`` from a query whose range functions all count lines
+    (``count_over_time``, ``rate``...), which take no unwrapped value."""
+    masked = strings_masked(text)
+    if not any(f + "(" in masked for f in _COUNTING) or any(f + "(" in masked
+                                                            for f in _UNWRAPPING):  # fmt: skip
+        return None
+    spans = [m.span() for m in _UNWRAP_STAGE.finditer(masked)]
+    out = text
+    for start, end in reversed(spans):
+        out = out[:start].rstrip() + " " + out[end:].lstrip()
+    return out if spans else None
+
+
+_REGEXP_STAGE = re.compile(r'\bregexp\s+("(?:[^"\\]|\\.)*"|`[^`]*`)')
+_GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
+
+
+def rename_repeated_captures(text: str) -> str | None:
+    """``(?P<u>..) .. (?P<u>..)`` in one ``regexp`` -> ``(?P<u>..) .. (?P<u_2>..)``: Loki
+    rejects a name extracted twice; the first keeps its name."""
+
+    def rename(m: re.Match[str]) -> str:
+        seen: dict[str, int] = {}
+
+        def one(g: re.Match[str]) -> str:
+            seen[g.group(1)] = seen.get(g.group(1), 0) + 1
+            n = seen[g.group(1)]
+            return g.group(0) if n == 1 else f"(?P<{g.group(1)}_{n}>"
+
+        return m.group(0)[: m.start(1) - m.start(0)] + _GROUP_NAME.sub(one, m.group(1))
+
+    fixed = _REGEXP_STAGE.sub(rename, text)
+    return fixed if fixed != text else None
+
+
 TextRepair = Callable[[str, str], str | None]
 TEXT_REPAIRS: Sequence[tuple[str, TextRepair]] = (
     ("single quotes", lambda t, q: _single_quotes(t)),
@@ -284,6 +351,9 @@ TEXT_REPAIRS: Sequence[tuple[str, TextRepair]] = (
     ("range spelling", lambda t, q: fix_range_spelling(t)),
     ("balanced brackets and strings", lambda t, q: balance(t)),
     ("missing range", missing_range),
+    ("function name", lambda t, q: fix_function_names(t)),
+    ("unwrap in a counting function", lambda t, q: unwrap_in_counting(t)),
+    ("repeated capture names", lambda t, q: rename_repeated_captures(t)),
 )
 """(name, repair(text, question)) in the order they are tried; each returns None when it
 does not apply."""

@@ -135,6 +135,18 @@ def test_a_candidate_gets_the_questions_window_as_a_named_repair() -> None:
          'sum(count_over_time({application="openssh-us-east"} |= "x"[6h]))'),
         ('count_over_time({application="openssh-us-east"} |= "x")', "missing range",
          'count_over_time({application="openssh-us-east"} |= "x" [6h])'),
+        ('sum(total_over_time({application="openssh-us-east"} | regexp "t=(?P<t>[0-9]+)" '
+         '| unwrap t [6h]))', "function name",
+         'sum(sum_over_time({application="openssh-us-east"} | regexp "t=(?P<t>[0-9]+)" '
+         '| unwrap t [6h]))'),
+        ('count(sum by (b) (count_over_time({application="openssh-us-east"} | regexp '
+         '"block (?P<b>[0-9]+)" | unwrap b [6h])))', "unwrap in a counting function",
+         'count(sum by (b) (count_over_time({application="openssh-us-east"} | regexp '
+         '"block (?P<b>[0-9]+)" [6h])))'),
+        ('sum by (u) (count_over_time({application="openssh-us-east"} | regexp '
+         '"user (?P<u>[a-z]+) from (?P<u>[0-9.]+)" [6h]))', "repeated capture names",
+         'sum by (u) (count_over_time({application="openssh-us-east"} | regexp '
+         '"user (?P<u>[a-z]+) from (?P<u_2>[0-9.]+)" [6h]))'),
     ],
 )  # fmt: skip
 def test_each_text_repair_is_named_and_revalidated(raw: str, repair: str, query: str) -> None:
