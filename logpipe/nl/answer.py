@@ -166,7 +166,7 @@ def validate_candidate(
             candidate.error = first_error
             return candidate
     if labels:
-        fixed_expr, done = repair_labels(expr, labels)
+        fixed_expr, done = repair_labels(expr, labels, question)
         if done:
             expr2, error = _parse_valid(format_query(fixed_expr))
             if expr2 is not None:

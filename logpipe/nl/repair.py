@@ -376,12 +376,18 @@ _NAME_ALIASES = {"app": "application", "host": "hostname", "level": "log_level",
 
 
 def repair_labels(
-    expr: ast.Expr, labels: Mapping[str, Sequence[str]]
+    expr: ast.Expr, labels: Mapping[str, Sequence[str]], question: str | None = None
 ) -> tuple[ast.Expr, list[str]]:
     """Selector matchers moved to known label names and values where one is close; the
-    repairs made, as messages. Regex and negative matchers are left alone."""
+    repairs made, as messages. Regex and negative matchers are left alone.
+
+    Given the ``question``, an equality matcher on a label the store does not have (and
+    none close) is dropped unless the question names its label or value: the model
+    invented it (``tenant_id="tenant-2"``), and it would select nothing. A selector keeps
+    at least its original matchers."""
     done: list[str] = []
     names = list(labels)
+    words = set(re.findall(r"[\w.-]+", question.lower())) if question is not None else set()
 
     def fix(m: LabelMatcher) -> LabelMatcher | None:
         name = m.name
@@ -389,7 +395,11 @@ def repair_labels(
             alias = _NAME_ALIASES.get(name.lower())
             target = alias if alias in labels else _closest(name, names, 0.7)
             if target is None:
-                return m
+                if (question is None or m.op != MatchOp.EQ
+                        or {name.lower(), m.value.lower().strip("'")} & words):  # fmt: skip
+                    return m
+                done.append(f'{name}="{m.value}" dropped: the store has no label {name}')
+                return None
             done.append(f"label {name} -> {target}")
             name = target
         if m.op != MatchOp.EQ or name not in labels:
@@ -404,4 +414,4 @@ def repair_labels(
         return LabelMatcher(name, m.op, value)
 
     fixed = map_matchers(expr, fix)
-    return fixed, done
+    return (fixed, done) if fixed != expr else (expr, [])

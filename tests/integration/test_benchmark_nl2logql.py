@@ -67,13 +67,14 @@ def test_outcomes_file_has_one_scored_row_per_question_and_system(
         assert isinstance(r["gold_has_data"], bool) and r["latency_s"] >= 0.0
 
 
-def test_grounding_leaves_every_training_gold_query_as_it_is(
+def test_grounding_and_label_repair_leave_every_training_gold_query_as_it_is(
     shared_data: Path, tmp_path: Path
 ) -> None:
     """The repairs exist for a model's slips; a right query must pass through untouched,
     including those whose true answer on the sample is empty."""
     from logpipe.nl.ground import TemplateGrounder, store_probe
     from logpipe.nl.prompt import schema_from_store
+    from logpipe.nl.repair import repair_labels
 
     setup = nl2logql.prepare(shared_data, tmp_path / "store")
     w = setup.window
@@ -83,3 +84,7 @@ def test_grounding_leaves_every_training_gold_query_as_it_is(
     changed = [(p.query, done) for p in setup.split.train
                for _, done in [grounder.ground(p.expr, p.question)] if done]  # fmt: skip
     assert changed == []
+    labels = schema.labels
+    relabelled = [(p.query, done) for p in setup.split.train
+                  for _, done in [repair_labels(p.expr, labels, p.question)] if done]  # fmt: skip
+    assert relabelled == []

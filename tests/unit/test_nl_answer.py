@@ -172,6 +172,19 @@ def test_label_names_and_values_move_to_known_ones() -> None:
     assert repair_labels(untouched, LABELS) == (untouched, [])
 
 
+def test_a_matcher_on_a_label_the_store_lacks_is_dropped_unless_the_question_names_it() -> None:
+    expr = parse('{application="openssh-us-east", tenant_id="tenant-2"} |= "x"')
+    fixed, done = repair_labels(expr, LABELS, "errors for app openssh-us-east-tenant-2?")
+    assert fixed == parse('{application="openssh-us-east"} |= "x"')
+    assert done == ['tenant_id="tenant-2" dropped: the store has no label tenant_id']
+    # the user's own value: an empty answer is the true one
+    assert repair_labels(expr, LABELS, "errors for tenant 'tenant-2'")[1] == []
+    assert repair_labels(expr, LABELS, "errors where tenant_id is tenant-2")[1] == []
+    # a selector is never emptied
+    lone = parse('{tenant_id="tenant-2"}')
+    assert repair_labels(lone, LABELS, "errors?") == (lone, [])
+
+
 def test_unrepairable_output_is_rejected_with_the_parser_message() -> None:
     candidate = validate_candidate("SELECT * FROM logs WHERE level = 'error'", "q", LABELS)
     assert candidate.query is None and candidate.error is not None
