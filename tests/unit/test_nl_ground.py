@@ -95,15 +95,18 @@ def test_grounding_is_a_named_repair_of_the_answer_loop(tmp_path: Path) -> None:
 
 
 SSH_LINES = [
-    b"reverse mapping checking getaddrinfo for a.example [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
-    b"Address 5.6.7.8 maps to b.example, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!",
+    b"reverse mapping checking getaddrinfo for a.example [1.2.3.4] failed - "
+    b"POSSIBLE BREAK-IN ATTEMPT!",
+    b"Address 5.6.7.8 maps to b.example, but this does not map back to the address - "
+    b"POSSIBLE BREAK-IN ATTEMPT!",
     b"Failed password for invalid user bob from 1.2.3.4 port 22 ssh2",
     b"Failed password for invalid user eve from 5.6.7.8 port 22 ssh2",
     b"input_userauth_request: invalid user bob [preauth]",
 ]
 SSH_TEMPLATES = [
     "reverse mapping checking getaddrinfo for <*> [<*>] failed - POSSIBLE BREAK-IN ATTEMPT!",
-    "Address <*> maps to <*>, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!",
+    "Address <*> maps to <*>, but this does not map back to the address - "
+    "POSSIBLE BREAK-IN ATTEMPT!",
     "Failed password for invalid user <*> from <*> port <*> ssh2",
     "input_userauth_request: invalid user <*> [preauth]",
 ]
