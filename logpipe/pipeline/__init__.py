@@ -21,9 +21,11 @@ from logpipe.pipeline.api import (
     Drops,
     ResumeFn,
     Sink,
+    SinkItem,
     Source,
     Stage,
     WriteResult,
+    WritesMany,
 )
 from logpipe.pipeline.batching import Batcher, BatchLimits
 from logpipe.pipeline.health import Health, HealthSnapshot
@@ -53,8 +55,10 @@ __all__ = [
     "PipelineStats",
     "ResumeFn",
     "Sink",
+    "SinkItem",
     "Source",
     "Stage",
     "StoreSink",
     "WriteResult",
+    "WritesMany",
 ]
