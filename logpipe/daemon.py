@@ -3,7 +3,8 @@
 Shape: sources (the configured ones, plus pushes to the API) → the parse stage (template
 ids) → :class:`StoreSink` (and any configured Kafka sink) on the pipeline's threads; uvicorn
 on a background thread serving the same store (queries see what the pipeline wrote as soon
-as a flush returns); an optional retention thread. ``/ready`` and
+as a flush returns); a store upkeep thread (compaction, retention:
+:mod:`logpipe.store.maintenance`). ``/ready`` and
 ``/live`` answer from the pipeline's :class:`Health`, and ``/metrics`` serves the
 pipeline's and the API's metrics from one registry.
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from logpipe.server.pushqueue import PushTarget
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
+    from logpipe.store.maintenance import Maintenance
 
 __all__ = [
     "Daemon",
@@ -318,7 +320,8 @@ class Daemon:
 
         self.config = config
         Path(config.store.root).mkdir(parents=True, exist_ok=True)
-        self.store = Store(config.store.root, segment_bytes=config.store.segment_bytes)
+        self.store = Store(config.store.root, segment_bytes=config.store.segment_bytes,
+                           delete_delay_s=config.store.delete_delay_secs)  # fmt: skip
         self.push: PushTarget | None = None
         extra: list[Source] = []
         if config.server.enabled:  # pushes to the API go through the pipeline
@@ -341,12 +344,12 @@ class Daemon:
         """Serve and ingest until :meth:`stop` or a signal; raise PipelineError on failure."""
         with self._signals():
             server = self._start_server()
-            retention = threading.Thread(target=self._retention_loop, name="logpipe-retention",
-                                         daemon=True)  # fmt: skip
+            upkeep = threading.Thread(target=self._maintenance().run, args=(self._stop,),
+                                      name="logpipe-store-upkeep", daemon=True)  # fmt: skip
             try:
                 if self.pipeline is not None:
                     self.pipeline.start()
-                retention.start()
+                upkeep.start()
                 log.info("started", extra={"url": self.url or "", "store": self.config.store.root})
                 if on_started is not None:
                     on_started(self.url)
@@ -390,20 +393,19 @@ class Daemon:
         self.url = server.start()
         return server
 
-    def _retention_loop(self) -> None:
-        """Apply ``store.retention_secs`` once a minute (whole segments only)."""
-        secs = self.config.store.retention_secs
-        if secs is None:
-            return
-        while not self._stop.wait(60.0):
-            try:
-                report = self.store.apply_retention(max_age_ns=int(secs * 1e9))
-            except OSError:
-                log.exception("retention failed; will retry in a minute")
-                continue
-            if report.removed:
-                log.info("retention", extra={"segments": len(report.removed),
-                                             "bytes_freed": report.bytes_freed})  # fmt: skip
+    def _maintenance(self) -> Maintenance:
+        """Retention (``store.retention_secs``, once a minute) and compaction
+        (``store.compact_*``) on one background thread."""
+        from logpipe.store.maintenance import Maintenance, MaintenancePolicy  # noqa: PLC0415
+
+        cfg = self.config.store
+        policy = MaintenancePolicy(
+            retention_secs=cfg.retention_secs,
+            compact_every_secs=cfg.compact_interval_secs or None,
+            compact_target_bytes=cfg.compact_target_bytes,
+            compact_max_span_secs=cfg.compact_max_span_secs,
+        )
+        return Maintenance(self.store, policy)
 
     @contextmanager
     def _signals(self) -> Iterator[None]:

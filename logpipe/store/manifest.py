@@ -14,6 +14,7 @@ nothing is ever unpickled or evaluated.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -67,7 +68,12 @@ class SegmentEntry:
         }
 
     @classmethod
-    def from_json(cls, obj: object) -> SegmentEntry:
+    def from_json(
+        cls, obj: object, shared: dict[str, Mapping[str, str]] | None = None
+    ) -> SegmentEntry:
+        """Validated inverse of :meth:`to_json` (ValueError when malformed). ``shared``:
+        stream id -> labels of the entries read so far, so one stream's entries share one
+        label mapping in memory instead of a copy each."""
         if not isinstance(obj, dict):
             raise ValueError("segment entry is not an object")
         path, stream, labels = obj.get("path"), obj.get("stream"), obj.get("labels")
@@ -92,7 +98,12 @@ class SegmentEntry:
             index = ContentIndex.from_json(obj.get("index"))
         except ValueError as exc:
             raise ValueError(f"segment {path}: {exc}") from None
-        return cls(path=path, stream=stream, labels=dict(labels), index=index, **numbers)
+        known = None if shared is None else shared.get(stream)
+        if known is None:
+            known = {sys.intern(k): sys.intern(v) for k, v in labels.items()}
+            if shared is not None:
+                shared[stream] = known
+        return cls(path=path, stream=stream, labels=known, index=index, **numbers)
 
 
 @dataclass(frozen=True)
@@ -163,7 +174,8 @@ class Manifest:
             raise ValueError("manifest lacks next_seq or segments")
         if not isinstance(offset_rows, list):
             raise ValueError("manifest lacks offsets")
-        segments = tuple(SegmentEntry.from_json(row) for row in rows)
+        shared: dict[str, Mapping[str, str]] = {}
+        segments = tuple(SegmentEntry.from_json(row, shared) for row in rows)
         if len({s.path for s in segments}) != len(segments):
             raise ValueError("manifest lists a segment twice")
         if any(s.seq >= next_seq for s in segments):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -610,8 +611,8 @@ class Store:
         )
         return SegmentEntry(
             path=name,
-            stream=sid,
-            labels=dict(labels),
+            stream=sys.intern(sid),
+            labels={sys.intern(k): sys.intern(v) for k, v in labels.items()},  # held per entry
             seq=seq,
             min_ts=min_ts,
             max_ts=max_ts,
