@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -47,7 +47,7 @@ from logpipe.store.compaction import CompactionJob, plan_compaction
 from logpipe.store.fsio import StoreFiles
 from logpipe.store.grams import GRAM
 from logpipe.store.index import build_index
-from logpipe.store.manifest import Manifest, SegmentEntry
+from logpipe.store.manifest import Manifest, SegmentEntry, decode_chunk
 from logpipe.store.query import Direction, candidates, matching_streams, merge_rows
 from logpipe.store.retention import select_expired
 from logpipe.store.segfile import (
@@ -145,6 +145,10 @@ class _Group(NamedTuple):
     hints: pa.Table | None = None  # a parse stage's template (and premask) per line
 
 
+class _ChunkGoneError(Exception):
+    """A sealed chunk named by the manifest just read is not there (replaced meanwhile)."""
+
+
 class _Part(NamedTuple):
     """One batch of an ingest call: its lines by stream, its offset range, its report."""
 
@@ -238,7 +242,10 @@ class Store:
     time span; ``level`` is the zstd level of new segments (3: ingest speed matters more
     than the last few percent of size; ``logpipe compress`` uses 15). Files that retention
     or compaction took out of the manifest are deleted ``delete_delay_s`` later (0: at
-    once), so a query that started before can still read them.
+    once), so a query that started before can still read them. The manifest keeps about
+    ``manifest_seal_entries`` to twice that many entries inline and the older ones in
+    sealed chunk files (:mod:`logpipe.store.manifest`; 0: all inline), so a flush rewrites
+    a bounded document.
     """
 
     def __init__(
@@ -250,6 +257,7 @@ class Store:
         segment_span_ns: int | None = None,
         level: int = 3,
         delete_delay_s: float = 0.0,
+        manifest_seal_entries: int = 32,
     ) -> None:
         if segment_bytes < 1:
             raise StoreError("segment_bytes must be positive")
@@ -260,6 +268,10 @@ class Store:
         self.segment_span_ns = segment_span_ns
         self.level = level
         self.delete_delay_s = delete_delay_s
+        if manifest_seal_entries < 0:
+            raise StoreError("manifest_seal_entries must not be negative")
+        self.manifest_seal_entries = manifest_seal_entries
+        self._sealed: dict[str, dict[str, tuple[SegmentEntry, ...]]] = {}  # sealed, by name
         self._doomed: list[tuple[float, str]] = []  # (monotonic due time, file) to delete
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, int], Manifest]] = {}
@@ -282,40 +294,81 @@ class Store:
         """The tenant's current manifest (empty for a tenant that never ingested)."""
         tenant = validate_tenant(tenant)
         path = self._manifest_path(tenant)
-        stat = self.files.stat(path)
-        if stat is None:
-            return Manifest(tenant=tenant)
-        cached = self._cache.get(tenant)
-        if cached is not None and cached[0] == stat:
-            return cached[1]
-        data = self.files.read_bytes(path)
-        if data is None:
-            return Manifest(tenant=tenant)
-        try:
-            manifest = Manifest.from_bytes(data, tenant)
-        except ValueError as exc:
-            raise StoreError(f"manifest is damaged: {exc}", tenant=tenant, path=path) from None
-        if len(data) == stat[0]:
-            self._cache[tenant] = (stat, manifest)
-        return manifest
+        for _ in range(3):  # a chunk named by the manifest read may be gone by now
+            stat = self.files.stat(path)
+            if stat is None:
+                return Manifest(tenant=tenant)
+            cached = self._cache.get(tenant)
+            if cached is not None and cached[0] == stat:
+                return cached[1]
+            data = self.files.read_bytes(path)
+            if data is None:
+                return Manifest(tenant=tenant)
+            loaded: dict[str, tuple[SegmentEntry, ...]] = {}
+            try:
+                manifest = Manifest.from_bytes(data, tenant, self._chunk_loader(tenant, loaded))
+            except _ChunkGoneError:
+                continue  # replaced meanwhile: the newer manifest names newer chunks
+            except ValueError as exc:
+                raise StoreError(f"manifest is damaged: {exc}", tenant=tenant, path=path) from None
+            self._sealed[tenant] = loaded
+            if len(data) == stat[0]:
+                self._cache[tenant] = (stat, manifest)
+            return manifest
+        raise StoreError("manifest names a chunk file that is missing", tenant=tenant, path=path)
+
+    def _chunk_loader(
+        self, tenant: str, loaded: dict[str, tuple[SegmentEntry, ...]]
+    ) -> Callable[[str], tuple[SegmentEntry, ...]]:
+        """Sealed chunks by name: from memory when known (they never change), else read
+        and checked; each one returned is noted in ``loaded``."""
+        known = self._sealed.get(tenant, {})
+        shared: dict[str, Mapping[str, str]] = {}
+
+        def load(name: str) -> tuple[SegmentEntry, ...]:
+            entries = known.get(name)
+            if entries is None:
+                data = self.files.read_bytes(f"{self._tenant_dir(tenant)}/{name}")
+                if data is None:
+                    raise _ChunkGoneError(name)
+                entries = decode_chunk(data, tenant, name, shared)
+            loaded[name] = entries
+            return entries
+
+        return load
 
     def _save(self, manifest: Manifest) -> None:
-        path = self._manifest_path(manifest.tenant)
+        """Replace the tenant's manifest: new sealed chunks first, then ``manifest.json``;
+        chunks it no longer names are retired like segment files."""
+        tenant = manifest.tenant
+        before = {c.name for c in manifest.sealed}
+        manifest, files = manifest.resealed(self.manifest_seal_entries)
+        for name, data in files:
+            self.files.write_atomic(f"{self._tenant_dir(tenant)}/{name}", data)
+        path = self._manifest_path(tenant)
         self.files.write_atomic(path, manifest.to_bytes())
+        known = self._sealed.get(tenant, {})
+        by_path = {s.path: s for s in manifest.segments} if files else {}
+        self._sealed[tenant] = {
+            c.name: known[c.name] if c.name in known else tuple(by_path[p] for p in c.paths)
+            for c in manifest.sealed
+        }
+        self._retire(tenant, sorted(before - set(self._sealed[tenant])))
         stat = self.files.stat(path)
         if stat is not None:
-            self._cache[manifest.tenant] = (stat, manifest)
+            self._cache[tenant] = (stat, manifest)
 
     def recover(self, tenant: str) -> list[str]:
         """Remove files of ``tenant`` that its manifest does not list (orphans of a crash
-        between segment write and manifest update, stale temp files). Their paths.
+        between segment write and manifest update, chunks no manifest names any more,
+        stale temp files). Their paths.
 
         Only a writer may call this: a concurrent writer's new segments are orphans until
         its manifest update lands.
         """
         tenant = validate_tenant(tenant)
         manifest = self.manifest(tenant)
-        listed = {s.path for s in manifest.segments}
+        listed = {s.path for s in manifest.segments} | {c.name for c in manifest.sealed}
         base = self._tenant_dir(tenant) + "/"
         removed = []
         for rel, _size in list(self.files.list_files(self._tenant_dir(tenant))):
