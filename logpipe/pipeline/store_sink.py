@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from logpipe.pipeline.api import Drops, SinkItem, WriteResult
 from logpipe.store import DEFAULT_TENANT, Store
+from logpipe.store.maintenance import Compactor
 
 __all__ = ["TENANT_COLUMN", "StoreSink"]
 
@@ -29,7 +30,8 @@ TENANT_COLUMN = "tenant"
 class StoreSink:
     """Writes LogBatches into ``store``, as ``tenant`` unless the rows carry a ``tenant``
     column (pushes). Multi-line entries (a joined stack trace, a Kafka message holding
-    several lines) are stored whole."""
+    several lines) are stored whole. With a ``compactor``, small segments are merged
+    between flushes (:meth:`maintain`, see :mod:`logpipe.store.maintenance`)."""
 
     def __init__(
         self,
@@ -37,10 +39,17 @@ class StoreSink:
         tenant: str = DEFAULT_TENANT,
         *,
         name: str = "store",
+        compactor: Compactor | None = None,
     ) -> None:
         self.store = store
         self.tenant = tenant
         self.name = name
+        self.compactor = compactor
+
+    def maintain(self) -> None:
+        """One merge of small segments when due (the runner calls this between flushes)."""
+        if self.compactor is not None:
+            self.compactor.step()
 
     def resume_offset(self, key: tuple[str, int]) -> int | None:
         """The last offset of ``key`` the store holds (None: never written)."""
