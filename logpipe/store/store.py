@@ -5,9 +5,11 @@ query picks streams with label matchers and a time range. On disk (paths relativ
 store root, on any ``pyarrow.fs`` file system)::
 
     tenants/<tenant>/manifest.json                       the tenant's index (JSON)
+    tenants/<tenant>/manifest/<hash>.json                its older entries, sealed
     tenants/<tenant>/streams/<stream id>/<min ts>-<seq>-<rand>.lpz   one segment each
 
-Write protocol (one :meth:`Store.ingest` call is atomic): every new segment file is written
+Write protocol (one :meth:`Store.ingest` or :meth:`Store.ingest_batches` call is atomic:
+one segment per stream, however many offset ranges it records): every new segment file is written
 completely (temp + fsync + rename, or upload + move), *then* the manifest, which lists them
 and the ingested offset range, is replaced in one atomic write. A crash before that leaves
 segment files the manifest does not list: *orphans*. They are **removed**, not adopted,
@@ -17,8 +19,10 @@ files would store them twice. Queries read only what the manifest lists, so they
 orphans either way. One writer per tenant at a time (the daemon owning its partitions);
 any number of readers, which reload the manifest when its size or mtime changes.
 
-Retention removes entries from the manifest first and deletes the files after, so a crash
-in between leaves orphans, which the next writer removes.
+Retention and compaction (:meth:`Store.compact`: small adjacent segments of a stream
+merged into one) change the manifest first and delete the files it no longer lists after
+(``delete_delay_s`` later, for queries already reading them), so a crash in between leaves
+orphans, which the next writer removes.
 """
 
 from __future__ import annotations
