@@ -219,9 +219,9 @@ def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> i
             rows.insert(0, _soak_row(f"`{run.get('commit', '?')}` (earlier run)", before))
             earlier = (
                 f" The first row is an earlier run of the same command at commit "
-                f"`{run.get('commit', '?')}` ({run.get('date', '?')}, same machine, read "
-                f"from `{args.soak_compare.name}`); the machine's load differed between the "
-                "two, so compare slopes and segment counts rather than single megabytes."
+                f"`{run.get('commit', '?')}` ({run.get('date', '?')}, same machine); the "
+                "machine's load differed between the two runs, so compare slopes and segment "
+                "counts rather than single megabytes."
             )
         section = "\n".join([
             SOAK_BEGIN,
