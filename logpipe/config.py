@@ -91,9 +91,10 @@ class StoreConfig(_Section):
     compact_interval_secs: float = Field(
         default=10.0,
         ge=0,
-        description="How often small adjacent segments of a stream are merged (0: "
-        "never). Every flush writes a segment per stream; merging keeps the manifest, held "
-        "in memory, proportional to the data rather than to the number of flushes.",
+        description="How often to look for small adjacent segments of a stream to merge "
+        "(0: never); while there are some, one merge runs after each flush. Every flush "
+        "writes a segment per stream; merging keeps the manifest, held in memory, "
+        "proportional to the data rather than to the number of flushes.",
     )
     compact_target_bytes: int | None = Field(
         default=None, gt=0, description="Most raw bytes of a merged segment (none: segment_bytes)."
