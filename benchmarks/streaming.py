@@ -162,6 +162,38 @@ def _broker() -> Iterator[tuple[Path, str]]:
             subprocess.run(down, check=True, capture_output=True)
 
 
+_SOAK_HEADER = ["commit", "seconds", "lines/s", "lines stored", "RSS first min", "RSS last min",
+                "RSS peak", "slope after the first min", "segments",
+                "manifest.json / with chunks"]  # fmt: skip
+
+
+def _soak_json(path: Path) -> dict[str, Any]:
+    """The last line of an earlier ``--soak-secs N --json`` run's output."""
+    try:
+        last = path.read_text(encoding="utf-8").strip().splitlines()[-1]
+        doc = json.loads(last)
+    except (OSError, IndexError, ValueError) as exc:
+        raise SystemExit(f"{path}: not the output of a --json soak run ({exc})") from None
+    if not isinstance(doc, dict) or "rss_slope_mib_per_min" not in doc:
+        raise SystemExit(f"{path}: its last line is not a soak run's JSON")
+    return doc
+
+
+def _soak_row(label: str, r: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        f"{r['soak_secs']:.0f}",
+        f"{r['soak_rate_lines_per_s']:,}",
+        f"{r['soak_stored']:,}",
+        f"{r['rss_first_window_mib']:.1f} MiB",
+        f"{r['rss_last_window_mib']:.1f} MiB",
+        f"{r['rss_peak_mib']:.1f} MiB",
+        f"{r['rss_slope_mib_per_min']:+.3f} MiB/min",
+        f"{r['store_segments']:,}",
+        f"{r['manifest_mib']:.2f} / {r.get('manifest_total_mib', r['manifest_mib']):.2f} MiB",
+    ]
+
+
 def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> int:
     with _broker() as (tmp, bootstrap):
         result = run_soak(bootstrap, lines, secs=args.soak_secs, rate=args.soak_rate,
@@ -173,24 +205,24 @@ def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> i
           f"last {w:.0f} s {result.last_mib:.1f} MiB, peak {result.peak_mib:.1f} MiB")  # fmt: skip
     print(f"slope after warm-up   {result.slope_mib_per_min:+.3f} MiB/min "
           f"({result.samples} samples)")  # fmt: skip
-    print(f"store at the end      {result.segments:,} segments, manifest "
-          f"{result.manifest_mib:.1f} MiB")  # fmt: skip
+    print(f"store at the end      {result.segments:,} segments, manifest.json "
+          f"{result.manifest_mib:.2f} MiB ({result.manifest_total_mib:.2f} MiB with "
+          "its sealed chunks)")  # fmt: skip
     if result.stored < result.produced:
         raise SystemExit(f"stored {result.stored} of {result.produced} lines")
     if args.write_results:
-        header = ["seconds", "lines/s", "lines stored", "RSS first min", "RSS last min",
-                  "RSS peak", "slope after the first min", "segments", "manifest"]  # fmt: skip
-        row = [
-            f"{result.secs:.0f}",
-            f"{result.rate:,}",
-            f"{result.stored:,}",
-            f"{result.first_mib:.1f} MiB",
-            f"{result.last_mib:.1f} MiB",
-            f"{result.peak_mib:.1f} MiB",
-            f"{result.slope_mib_per_min:+.3f} MiB/min",
-            f"{result.segments:,}",
-            f"{result.manifest_mib:.1f} MiB",
-        ]
+        rows = [_soak_row(f"`{info.commit}` (this run)", result.as_json())]
+        earlier = ""
+        if args.soak_compare is not None:
+            before = _soak_json(args.soak_compare)
+            run = before.get("run", {})
+            rows.insert(0, _soak_row(f"`{run.get('commit', '?')}` (earlier run)", before))
+            earlier = (
+                f" The first row is an earlier run of the same command at commit "
+                f"`{run.get('commit', '?')}` ({run.get('date', '?')}, same machine); the "
+                "machine's load differed between the two runs, so compare slopes and segment "
+                "counts rather than single megabytes."
+            )
         section = "\n".join([
             SOAK_BEGIN,
             "### Streaming soak: the daemon's memory under a steady load",
@@ -199,15 +231,19 @@ def _soak_main(args: argparse.Namespace, info: RunInfo, lines: list[bytes]) -> i
             f"{info.date}, commit `{info.commit}`; machine: {info.cpu}, {info.cores} cores "
             f"(shared with other work while it ran); Python {info.python}.",
             "",
-            "`logpipe serve` (Kafka source, parse stage on, store) as its own process; a "
-            "producer sends HDFS lines at a fixed rate; the daemon's RSS is read from "
-            "/proc every 5 s. First/last: mean of the first and last minute; the slope is a "
-            "least-squares fit after the first minute. The store's manifest (one entry per "
-            "segment, held in memory whole) grows with the data: every flush writes a "
-            "segment per partition, so the segment count and manifest size at the end are "
-            "shown beside the RSS.",
+            "`logpipe serve` (Kafka source of 4 partitions, parse stage on, store, default "
+            "config) as its own process; a producer sends HDFS lines at a fixed rate; the "
+            "daemon's RSS is read from /proc every 5 s. First/last: mean of the first and "
+            "last minute; the slope is a least-squares fit after the first minute. The "
+            "store's segment count and manifest size at the end are shown beside the RSS "
+            "(manifest.json, which every flush rewrites, and with its sealed chunk files): "
+            "the manifest's entries are held in memory, so they are what grows with the "
+            "number of flushes if each flush leaves its segments behind (the daemon now "
+            "writes one segment per stream and flush and merges small segments between "
+            "flushes; docs/FORMAT.md)."
+            + earlier,
             "",
-            md_table(header, [row]),
+            md_table(_SOAK_HEADER, rows),
             "",
             SOAK_END,
             "",
@@ -237,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--soak-rate", type=int, default=5000, help="lines/s produced during the soak"
+    )
+    parser.add_argument(
+        "--soak-compare",
+        type=Path,
+        default=None,
+        help="with --write-results: the saved output of an earlier `--soak-secs N --json` "
+        "run (another commit), shown as a row above this run's",
     )
     parser.add_argument(
         "--write-results",

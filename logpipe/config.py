@@ -88,6 +88,29 @@ class StoreConfig(_Section):
     retention_secs: float | None = Field(
         default=None, gt=0, description="Delete data older than this (none: keep everything)."
     )
+    compact_interval_secs: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often to look for small adjacent segments of a stream to merge "
+        "(0: never); while there are some, one merge runs after each flush. Every flush "
+        "writes a segment per stream; merging keeps the manifest, held in memory, "
+        "proportional to the data rather than to the number of flushes.",
+    )
+    compact_target_bytes: int | None = Field(
+        default=None, gt=0, description="Most raw bytes of a merged segment (none: segment_bytes)."
+    )
+    compact_max_span_secs: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Most time a merged segment spans (at most retention_secs / 10): "
+        "retention deletes whole segments, so a line can outlive retention_secs by this.",
+    )
+    delete_delay_secs: float = Field(
+        default=60.0,
+        ge=0,
+        description="Segment files that retention or compaction took out of the manifest "
+        "are deleted this much later, so queries that started before can still read them.",
+    )
 
 
 class MultilineConfig(_Section):

@@ -3,7 +3,8 @@
 Shape: sources (the configured ones, plus pushes to the API) → the parse stage (template
 ids) → :class:`StoreSink` (and any configured Kafka sink) on the pipeline's threads; uvicorn
 on a background thread serving the same store (queries see what the pipeline wrote as soon
-as a flush returns); an optional retention thread. ``/ready`` and
+as a flush returns); compaction of small segments between flushes and a retention thread
+(:mod:`logpipe.store.maintenance`). ``/ready`` and
 ``/live`` answer from the pipeline's :class:`Health`, and ``/metrics`` serves the
 pipeline's and the API's metrics from one registry.
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from logpipe.server.pushqueue import PushTarget
     from logpipe.server.runner import BackgroundServer
     from logpipe.store import Store
+    from logpipe.store.maintenance import Compactor, Maintenance
 
 __all__ = [
     "Daemon",
@@ -221,11 +223,25 @@ def build_pipeline(
     p = config.pipeline
     limits = BatchLimits(max_lines=p.max_batch_lines, max_bytes=p.max_batch_bytes,
                          max_age_s=p.max_batch_age_secs)  # fmt: skip
-    sinks: list[Sink] = [StoreSink(store, config.store.tenant)]
+    sinks: list[Sink] = [StoreSink(store, config.store.tenant, compactor=_compactor(config, store))]
     sinks += build_sinks(config)
     stages = build_stages(config) + ([detect] if detect is not None else [])
     return Pipeline(sources, stages, sinks, limits=limits, queue_chunks=p.queue_chunks,
                     drain_timeout_s=p.drain_timeout_secs, metrics=metrics)  # fmt: skip
+
+
+def _compactor(config: Config, store: Store) -> Compactor | None:
+    """Merging small segments between flushes, from ``[store]`` (None: switched off)."""
+    from logpipe.store.maintenance import CompactionPolicy, Compactor  # noqa: PLC0415
+
+    cfg = config.store
+    if not cfg.compact_interval_secs:
+        return None
+    policy = CompactionPolicy(every_secs=cfg.compact_interval_secs,
+                              target_bytes=cfg.compact_target_bytes,
+                              max_span_secs=cfg.compact_max_span_secs,
+                              retention_secs=cfg.retention_secs)  # fmt: skip
+    return Compactor(store, policy)
 
 
 def build_sinks(config: Config) -> list[Sink]:
@@ -318,7 +334,8 @@ class Daemon:
 
         self.config = config
         Path(config.store.root).mkdir(parents=True, exist_ok=True)
-        self.store = Store(config.store.root, segment_bytes=config.store.segment_bytes)
+        self.store = Store(config.store.root, segment_bytes=config.store.segment_bytes,
+                           delete_delay_s=config.store.delete_delay_secs)  # fmt: skip
         self.push: PushTarget | None = None
         extra: list[Source] = []
         if config.server.enabled:  # pushes to the API go through the pipeline
@@ -341,12 +358,12 @@ class Daemon:
         """Serve and ingest until :meth:`stop` or a signal; raise PipelineError on failure."""
         with self._signals():
             server = self._start_server()
-            retention = threading.Thread(target=self._retention_loop, name="logpipe-retention",
-                                         daemon=True)  # fmt: skip
+            upkeep = threading.Thread(target=self._maintenance().run, args=(self._stop,),
+                                      name="logpipe-store-upkeep", daemon=True)  # fmt: skip
             try:
                 if self.pipeline is not None:
                     self.pipeline.start()
-                retention.start()
+                upkeep.start()
                 log.info("started", extra={"url": self.url or "", "store": self.config.store.root})
                 if on_started is not None:
                     on_started(self.url)
@@ -390,20 +407,12 @@ class Daemon:
         self.url = server.start()
         return server
 
-    def _retention_loop(self) -> None:
-        """Apply ``store.retention_secs`` once a minute (whole segments only)."""
-        secs = self.config.store.retention_secs
-        if secs is None:
-            return
-        while not self._stop.wait(60.0):
-            try:
-                report = self.store.apply_retention(max_age_ns=int(secs * 1e9))
-            except OSError:
-                log.exception("retention failed; will retry in a minute")
-                continue
-            if report.removed:
-                log.info("retention", extra={"segments": len(report.removed),
-                                             "bytes_freed": report.bytes_freed})  # fmt: skip
+    def _maintenance(self) -> Maintenance:
+        """Retention (``store.retention_secs``, once a minute) and the deletion of retired
+        segment files, on a background thread (compaction runs between flushes)."""
+        from logpipe.store.maintenance import Maintenance  # noqa: PLC0415
+
+        return Maintenance(self.store, self.config.store.retention_secs)
 
     @contextmanager
     def _signals(self) -> Iterator[None]:

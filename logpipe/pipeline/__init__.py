@@ -19,11 +19,14 @@ from logpipe.pipeline.api import (
     CountsDrops,
     DrainFn,
     Drops,
+    Maintains,
     ResumeFn,
     Sink,
+    SinkItem,
     Source,
     Stage,
     WriteResult,
+    WritesMany,
 )
 from logpipe.pipeline.batching import Batcher, BatchLimits
 from logpipe.pipeline.health import Health, HealthSnapshot
@@ -47,14 +50,17 @@ __all__ = [
     "Health",
     "HealthSnapshot",
     "LineLimit",
+    "Maintains",
     "ParseStage",
     "Pipeline",
     "PipelineMetrics",
     "PipelineStats",
     "ResumeFn",
     "Sink",
+    "SinkItem",
     "Source",
     "Stage",
     "StoreSink",
     "WriteResult",
+    "WritesMany",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -28,11 +28,14 @@ __all__ = [
     "CountsDrops",
     "DrainFn",
     "Drops",
+    "Maintains",
     "ResumeFn",
     "Sink",
+    "SinkItem",
     "Source",
     "Stage",
     "WriteResult",
+    "WritesMany",
 ]
 
 #: Opaque to the runner: what a source needs to commit a chunk (a Kafka offset, a file
@@ -69,7 +72,11 @@ class Drops:
 
 @dataclass
 class WriteResult:
-    """What one sink write did: lines and line bytes kept, files written, drops."""
+    """What one sink write did: lines and line bytes kept, files written, drops.
+
+    When one write stores several items (:class:`WritesMany`), each file it wrote is
+    counted in ``segments`` of exactly one of their results.
+    """
 
     lines: int = 0
     bytes: int = 0
@@ -184,3 +191,40 @@ class Sink(Protocol):
         """Write ``table`` (rows of ``key``); ``span`` is (first, last) when idempotent."""
 
     def close(self) -> None: ...
+
+
+class SinkItem(NamedTuple):
+    """One key's rows of a flush, as :meth:`WritesMany.write_many` gets them."""
+
+    key: tuple[str, int]
+    table: pa.Table
+    span: tuple[int, int] | None
+
+
+@runtime_checkable
+class WritesMany(Protocol):
+    """A sink that writes all of one source's keys of a flush in one call.
+
+    Why: the store writes one segment per stream and write, plus a manifest update, so
+    a flush written key by key (one Kafka partition at a time) made a segment per
+    partition and stream. :meth:`write_many` returns when every item is durable, with one
+    result per item in order; when it raises, the runner retries the whole call, so it
+    must not leave some items stored unless storing them again is a no-op (the store's
+    recorded offset ranges make it one).
+    """
+
+    def write_many(self, items: Sequence[SinkItem]) -> list[WriteResult]: ...
+
+
+@runtime_checkable
+class Maintains(Protocol):
+    """A sink with upkeep to do between flushes (the store merges small segments).
+
+    The runner calls :meth:`maintain` on the writer thread after each flush is acked, so
+    the upkeep never delays a commit and never runs beside a write: its memory peaks do
+    not add up with a flush's (a merge on a thread of its own cost about 50 MiB more
+    RSS in a measured run). It should do a bounded amount of work per call; an exception
+    is logged and counted as a sink error, never a reason to stop.
+    """
+
+    def maintain(self) -> None: ...

@@ -1,20 +1,25 @@
-"""The store as a sink: one atomic, idempotent ``Store.ingest_batch`` per key and flush.
+"""The store as a sink: one atomic, idempotent store write per source and flush.
 
-Why per key: the store records one offset range per write (``position``), and a Kafka
-partition is the unit whose offsets are ordered. Recording the range in the same atomic
-manifest update as the segments is what makes "commit after durable write" exactly-once
-in effect: a crash after the write but before the Kafka commit redelivers a range the
-store already holds, and this sink drops it (trimming a partly stored one) instead of
-storing it twice.
+Every key of a flush (a Kafka partition) keeps its own offset range (``position``): a
+partition is the unit whose offsets are ordered. :meth:`StoreSink.write_many` hands all of
+a source's keys to one ``Store.ingest_batches``, so a flush makes one segment per stream,
+not one per partition and stream, and one manifest update that records every range with
+the segments. That atomic update is what makes "commit after durable write" exactly-once
+in effect: a crash after the write but before the Kafka commit redelivers ranges the
+store already holds, and this sink drops them (trimming partly stored ones) instead of
+storing them twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpipe.pipeline.api import Drops, WriteResult
+from logpipe.pipeline.api import Drops, SinkItem, WriteResult
 from logpipe.store import DEFAULT_TENANT, Store
+from logpipe.store.maintenance import Compactor
 
 __all__ = ["TENANT_COLUMN", "StoreSink"]
 
@@ -25,7 +30,8 @@ TENANT_COLUMN = "tenant"
 class StoreSink:
     """Writes LogBatches into ``store``, as ``tenant`` unless the rows carry a ``tenant``
     column (pushes). Multi-line entries (a joined stack trace, a Kafka message holding
-    several lines) are stored whole."""
+    several lines) are stored whole. With a ``compactor``, small segments are merged
+    between flushes (:meth:`maintain`, see :mod:`logpipe.store.maintenance`)."""
 
     def __init__(
         self,
@@ -33,10 +39,17 @@ class StoreSink:
         tenant: str = DEFAULT_TENANT,
         *,
         name: str = "store",
+        compactor: Compactor | None = None,
     ) -> None:
         self.store = store
         self.tenant = tenant
         self.name = name
+        self.compactor = compactor
+
+    def maintain(self) -> None:
+        """One merge of small segments when due (the runner calls this between flushes)."""
+        if self.compactor is not None:
+            self.compactor.step()
 
     def resume_offset(self, key: tuple[str, int]) -> int | None:
         """The last offset of ``key`` the store holds (None: never written)."""
@@ -45,27 +58,49 @@ class StoreSink:
     def write(
         self, key: tuple[str, int], table: pa.Table, span: tuple[int, int] | None
     ) -> WriteResult:
-        if TENANT_COLUMN in table.schema.names:
-            return self._write_tenants(table)
-        result = WriteResult()
-        position = None
-        if span is not None:
-            first, last = span
-            done = self.resume_offset(key)
-            if done is not None and done >= first:
-                if done >= last:
-                    result.duplicate = True
-                    return result
-                table = table.filter(pc.greater(table.column("offset"), done))
-                first = done + 1
-            position = (key[0], key[1], first, last)
-        report = self.store.ingest_batch(self.tenant, table, position=position)
-        result.duplicate = report.duplicate
-        result.lines = report.accepted
-        result.segments = len(report.segments)
-        result.bytes = int(pc.sum(pc.binary_length(table.column("line"))).as_py() or 0)
-        result.drops = Drops(dict(report.rejected))
-        return result
+        return self.write_many([SinkItem(key, table, span)])[0]
+
+    def write_many(self, items: Sequence[SinkItem]) -> list[WriteResult]:
+        """Rows without a ``tenant`` column: one atomic store write for all items (ranges
+        already stored are dropped first). Rows with one (pushes): one write per tenant."""
+        results = [WriteResult() for _ in items]
+        parts: list[tuple[int, pa.Table, tuple[str, int, int, int] | None]] = []
+        for i, (key, table, span) in enumerate(items):
+            if TENANT_COLUMN in table.schema.names:
+                results[i] = self._write_tenants(table)
+                continue
+            trimmed = self._unstored(key, table, span)
+            if trimmed is None:
+                results[i].duplicate = True
+                continue
+            parts.append((i, *trimmed))
+        if not parts:
+            return results
+        reports = self.store.ingest_batches(self.tenant, [(t, p) for _, t, p in parts])
+        segments = max(len(r.segments) for r in reports)  # one write: count its files once
+        for (i, table, _), report in zip(parts, reports, strict=True):
+            result = results[i]
+            result.duplicate = report.duplicate
+            result.lines = report.accepted
+            result.segments, segments = segments, 0
+            result.bytes = int(pc.sum(pc.binary_length(table.column("line"))).as_py() or 0)
+            result.drops = Drops(dict(report.rejected))
+        return results
+
+    def _unstored(
+        self, key: tuple[str, int], table: pa.Table, span: tuple[int, int] | None
+    ) -> tuple[pa.Table, tuple[str, int, int, int] | None] | None:
+        """The rows and range of ``key`` the store does not hold yet (None: all held)."""
+        if span is None:
+            return table, None
+        first, last = span
+        done = self.resume_offset(key)
+        if done is not None and done >= first:
+            if done >= last:
+                return None
+            table = table.filter(pc.greater(table.column("offset"), done))
+            first = done + 1
+        return table, (key[0], key[1], first, last)
 
     def _write_tenants(self, table: pa.Table) -> WriteResult:
         """Rows that name their tenant (pushes; never offset-recorded): one ingest per

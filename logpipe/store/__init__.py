@@ -4,7 +4,8 @@ See :mod:`logpipe.store.store` for the layout and the write protocol. Modules, o
 ``tenants`` (tenant ids), ``fsio`` (files on any ``pyarrow.fs`` file system), ``segfile``
 (one segment file), ``index`` (what a segment may contain), ``manifest`` (the per-tenant
 index), ``query`` (stream/segment selection and time-ordered merge), ``retention``
-(which segments expire), ``store`` (the :class:`Store` tying them together).
+(which segments expire), ``compaction`` (which small segments to merge), ``store`` (the
+:class:`Store` tying them together).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from logpipe.store.manifest import Manifest, SegmentEntry
 from logpipe.store.query import READ_SCHEMA
 from logpipe.store.store import (
     DEFAULT_SEGMENT_BYTES,
+    CompactionReport,
     IngestReport,
     OffsetRange,
     RetentionReport,
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_SEGMENT_BYTES",
     "DEFAULT_TENANT",
     "READ_SCHEMA",
+    "CompactionReport",
     "ContentIndex",
     "IngestReport",
     "Manifest",

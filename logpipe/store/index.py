@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +85,7 @@ class ContentIndex:
                 or not isinstance(has_int, bool)
             ):
                 raise ValueError("content index has a malformed template")
-            templates.append((tuple(pieces), has_int))
+            templates.append((_pieces(pieces), has_int))
         try:
             bits = base64.b64decode(bitmap, validate=True)
         except (binascii.Error, ValueError):
@@ -92,6 +93,14 @@ class ContentIndex:
         if bits and (len(bits) & (len(bits) - 1) or len(bits) * 8 < _MIN_BITS):
             raise ValueError("content index trigram filter has a bad size")
         return cls(tuple(templates), bits)
+
+
+def _pieces(pieces: list[str]) -> tuple[str, ...]:
+    """A template's literal pieces, interned: a stream's segments share most templates,
+    and the manifest holds every segment's index in memory, so each piece is stored once
+    (a third of an entry's memory otherwise; CPython frees an interned string when its
+    last user goes)."""
+    return tuple(sys.intern(p) for p in pieces)
 
 
 def _trigram_bits(data: np.ndarray, nbits: int) -> np.ndarray:
@@ -110,7 +119,7 @@ def build_index(header: dict[str, Any], streams: dict[str, bytes]) -> ContentInd
     """The filter data of an encoded segment (its header and uncompressed streams)."""
     entries = json.loads(streams["dict"])["templates"]
     templates = tuple(
-        (tuple(e["pieces"]), any(kind != "str" for kind in e["types"])) for e in entries
+        (_pieces(e["pieces"]), any(kind != "str" for kind in e["types"])) for e in entries
     )
     data = np.frombuffer(streams["strs"] + streams["raw"], dtype=np.uint8)
     if len(data) < 3:

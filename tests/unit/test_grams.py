@@ -44,3 +44,13 @@ def test_filter_finds_every_stored_substring_and_rejects_absent_ids() -> None:
         assert grams_may_contain(stream, line[4:20])
     absent = [f"{rng.integers(10**15, 10**16)}".encode() for _ in range(200)]
     assert sum(grams_may_contain(stream, a) for a in absent) <= 2
+
+
+def test_filter_is_the_same_whatever_the_block_size() -> None:
+    rng = np.random.default_rng(10)
+    lines = [rng.integers(32, 127, int(rng.integers(0, 60))).astype(np.uint8).tobytes()
+             for _ in range(300)]  # fmt: skip
+    whole = build_grams(lines, block_bytes=1 << 30)
+    for block in (1, 7, 8, 9, 100, 4096):
+        assert build_grams(lines, block_bytes=block) == whole, block
+    assert build_grams([], block_bytes=3) == build_grams([])
