@@ -16,13 +16,10 @@ drain exits 0; a part that failed for good exits 1.
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from logpipe.config import (
@@ -35,6 +32,7 @@ from logpipe.config import (
     WebhookAlertConfig,
 )
 from logpipe.errors import PipelineError, UsageError
+from logpipe.signals import drain_on_signals
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -356,7 +354,7 @@ class Daemon:
 
     def run(self, on_started: Callable[[str | None], None] | None = None) -> None:
         """Serve and ingest until :meth:`stop` or a signal; raise PipelineError on failure."""
-        with self._signals():
+        with drain_on_signals(self.stop, log):
             server = self._start_server()
             upkeep = threading.Thread(target=self._maintenance().run, args=(self._stop,),
                                       name="logpipe-store-upkeep", daemon=True)  # fmt: skip
@@ -413,21 +411,3 @@ class Daemon:
         from logpipe.store.maintenance import Maintenance  # noqa: PLC0415
 
         return Maintenance(self.store, self.config.store.retention_secs)
-
-    @contextmanager
-    def _signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            del frame
-            log.info("draining", extra={"signal": signal.Signals(signum).name})
-            self.stop()
-
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)

@@ -28,12 +28,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TypeVar
 
 import pyarrow as pa
@@ -56,6 +54,7 @@ from logpipe.pipeline.batching import Batcher, BatchLimits, Pending
 from logpipe.pipeline.health import Health
 from logpipe.pipeline.metrics import PipelineMetrics
 from logpipe.records import RAW_SCHEMA
+from logpipe.signals import drain_on_signals
 
 __all__ = ["Pipeline", "PipelineStats"]
 
@@ -182,7 +181,7 @@ class Pipeline:
         Raises :class:`PipelineError` when a part failed for good, after draining what
         could be drained.
         """
-        with self._signals(handle_signals):
+        with drain_on_signals(self.stop, log, handle_signals):
             self.start()
             while not self._done.wait(0.5):
                 pass
@@ -573,23 +572,3 @@ class Pipeline:
                 continue
             self.health.problem(part, None)
             return result
-
-    # -- signals ------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _signals(self, enabled: bool) -> Iterator[None]:
-        if not enabled or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            del frame
-            log.info("signal %s: draining", signal.Signals(signum).name)
-            self.stop()
-
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)
