@@ -148,8 +148,8 @@ class TemplateGrounder:
         return _replaced(node, filters, new, "shares no word with the question", done)
 
     def ground(self, expr: ast.Expr, question: str) -> tuple[ast.Expr, list[str]]:
-        """``expr`` with dead and off-topic positive filters replaced, and the repairs'
-        names."""
+        """``expr`` with positive filters replaced where the quoted-text, dead-filter and
+        off-topic rules apply (module docstring), and the repairs' names."""
         done: list[str] = []
 
         def visit(node: Any) -> Any:
@@ -211,8 +211,7 @@ def _users_own(line_filter: ast.LineFilter, question: str) -> bool:
     it names (``500``, an IP, an instance id: any word with a digit). Such a filter
     that matches nothing says the true answer is empty; it is not a paraphrase to ground."""
     text = _text_of(line_filter).lower()
-    quoted = [m.group(1) or m.group(2) for m in _QUOTED.finditer(question)]
-    if any(q.strip().lower() in text for q in quoted if q.strip()):
+    if any(q.lower() in text for q in _quoted_texts(question)):
         return True
     values = {v.strip(_EDGE_PUNCT).lower() for v in _VALUE.findall(question)}
     return any(v and v in text for v in values)
@@ -222,11 +221,16 @@ _QUOTED = re.compile(r"(?<![\w'])'([^']+)'(?![\w'])|\"([^\"]+)\"")
 _EDGE_PUNCT = " \t:=,;.!?-'\"()[]"
 
 
+def _quoted_texts(question: str) -> list[str]:
+    """Everything the question puts in quotes, in order, trimmed; empty quotes left out."""
+    found = (m.group(1) or m.group(2) for m in _QUOTED.finditer(question))
+    return [t for t in (f.strip() for f in found) if t]
+
+
 def quoted_phrases(question: str) -> list[str]:
     """Phrases of two or more words the question puts in quotes, in order; a quoted single
     word is a value (a user, a host), not text the user wants lines to say."""
-    found = [m.group(1) or m.group(2) for m in _QUOTED.finditer(question)]
-    return [p.strip() for p in found if len(p.split()) >= 2]
+    return [t for t in _quoted_texts(question) if len(t.split()) >= 2]
 
 
 def _covering_span(segment: str, wanted: set[str]) -> tuple[int, str] | None:
