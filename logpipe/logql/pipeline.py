@@ -32,7 +32,7 @@ from logpipe.logql import ast
 from logpipe.logql.gotemplate import TemplateError, compile_template
 from logpipe.logql.units import parse_bytes, parse_duration
 
-__all__ = ["Rows", "run_pipeline", "sanitize_label"]
+__all__ = ["Rows", "labels_set_by", "run_pipeline", "sanitize_label"]
 
 ERROR = "__error__"
 ERROR_DETAILS = "__error_details__"
@@ -203,6 +203,33 @@ def compile_pattern(pattern: str) -> Callable[[str], dict[str, str] | None]:
 
 # ------------------------------------------------------------------ parsers
 _INVALID_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def labels_set_by(stage: ast.Stage) -> frozenset[str] | None:
+    """The label names ``stage`` can add to a line, or None when it can add any name.
+
+    Why: a query that groups by a label no stage sets (and no stream has) groups nothing;
+    the NL side uses this to find such queries without running them. ``json``, ``logfmt``
+    and ``unpack`` without named extractions add whatever keys the line holds (None);
+    a ``regexp`` its named groups, a ``pattern`` its named captures, ``label_format`` its
+    targets; filters and formatting add none.
+    """
+    if isinstance(stage, (ast.JsonParser, ast.LogfmtParser)):
+        if not stage.extractions:
+            return None
+        return frozenset(e.label for e in stage.extractions)
+    if isinstance(stage, ast.UnpackParser):
+        return None
+    if isinstance(stage, ast.RegexpParser):
+        try:
+            return frozenset(_compiled(stage.pattern).groupindex)
+        except re.error:
+            return frozenset()
+    if isinstance(stage, ast.PatternParser):
+        return frozenset(m.group(1) for m in _PATTERN_PART.finditer(stage.pattern)) - {"_"}
+    if isinstance(stage, ast.LabelFormat):
+        return frozenset(item.dst for item in stage.items)
+    return frozenset()
 
 
 def sanitize_label(key: str) -> str:

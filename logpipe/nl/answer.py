@@ -31,6 +31,7 @@ from logpipe.nl.normalise import canonical
 from logpipe.nl.prompt import Prompt
 from logpipe.nl.repair import (
     TEXT_REPAIRS,
+    count_of_unset_groups,
     drop_unwrap_errors,
     extract_query,
     repair_labels,
@@ -125,6 +126,18 @@ def _parse_valid(text: str) -> tuple[ast.Expr | None, str | None]:
         return None, str(exc)
 
 
+def _adopt(candidate: Candidate, expr: ast.Expr, fixed: ast.Expr, done: list[str]) -> ast.Expr:
+    """``fixed`` (and its repairs' names on ``candidate``) when a repair was made and its
+    printed form parses again; else ``expr``: a repair never leaves an unparseable query."""
+    if not done:
+        return expr
+    reparsed, _ = _parse_valid(format_query(fixed))
+    if reparsed is None:
+        return expr
+    candidate.repairs = [*candidate.repairs, *done]
+    return reparsed
+
+
 Grounder = Callable[[ast.Expr, str], tuple[ast.Expr, list[str]]]
 
 
@@ -166,22 +179,11 @@ def validate_candidate(
             candidate.error = first_error
             return candidate
     if labels:
-        fixed_expr, done = repair_labels(expr, labels, question)
-        if done:
-            expr2, error = _parse_valid(format_query(fixed_expr))
-            if expr2 is not None:
-                expr, candidate.repairs = expr2, [*candidate.repairs, *done]
-    windowed, done = window_from_question(expr, question)
-    if done:
-        expr4, _ = _parse_valid(format_query(windowed))
-        if expr4 is not None:
-            expr, candidate.repairs = expr4, [*candidate.repairs, *done]
+        expr = _adopt(candidate, expr, *repair_labels(expr, labels, question))
+        expr = _adopt(candidate, expr, *count_of_unset_groups(expr, labels))
+    expr = _adopt(candidate, expr, *window_from_question(expr, question))
     if ground is not None and any(isinstance(node, ast.LogExpr) for node in walk(expr)):
-        grounded, done = ground(expr, question)
-        if done:
-            expr3, _ = _parse_valid(format_query(grounded))
-            if expr3 is not None:
-                expr, candidate.repairs = expr3, [*candidate.repairs, *done]
+        expr = _adopt(candidate, expr, *ground(expr, question))
     if not any(isinstance(node, ast.LogExpr) for node in walk(expr)):
         # valid LogQL (``3``, ``vector(1)``) that reads no logs would be an invented answer
         candidate.error = "the query reads no logs (no stream selector)"

@@ -13,7 +13,9 @@ Two kinds:
   ``*_over_time`` name, an ``unwrap`` in a function that counts lines, a capture name a
   ``regexp`` repeats;
 * **schema repairs** (:func:`repair_labels`) change selector matchers of a parsed query to
-  label names and values the store has, when one is close enough.
+  label names and values the store has, when one is close enough;
+  :func:`count_of_unset_groups` reads ``count(sum by (x) (...))`` as ``sum(...)`` when
+  nothing in the store or the query sets ``x``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from logpipe.labels import LabelMatcher, MatchOp
 from logpipe.logql import ast
+from logpipe.logql.pipeline import labels_set_by
 from logpipe.logql.units import parse_duration
 from logpipe.nl.tree import map_matchers, map_nodes, walk
 
 __all__ = [
     "TEXT_REPAIRS",
     "balance",
+    "count_of_unset_groups",
     "drop_unwrap_errors",
     "extract_query",
     "fix_range_spelling",
@@ -277,6 +281,45 @@ def drop_unwrap_errors(expr: ast.Expr) -> ast.Expr | None:
 
     fixed = map_nodes(expr, ast.Unwrap, fix)
     return None if fixed == expr else fixed
+
+
+def count_of_unset_groups(
+    expr: ast.Expr, stream_labels: Iterable[str]
+) -> tuple[ast.Expr, list[str]]:
+    """``count(sum by (x) (M))`` -> ``sum(M)`` where no stream label and no stage of ``M``
+    sets any of the ``by`` labels; and the repair made, as a message.
+
+    Why: the count of distinct ``x`` is how the training data asks "how many unique
+    blocks", and a small model copies that shape onto plain "how many" questions with a
+    made-up label (``count(sum by (break_in_attempt) (count_over_time(...)))``). With no
+    ``x`` anywhere there is one group, so the query answers 1 whatever the logs say; the
+    question asked how many lines, which is ``sum(M)``. A label some stage *could* set
+    (``json``, ``logfmt`` without extractions) leaves the query alone.
+    """
+    known = frozenset(stream_labels)
+    done: list[str] = []
+
+    def fix(node: ast.VectorAggregation) -> ast.VectorAggregation:
+        inner = node.expr
+        if (node.op != "count" or node.grouping is not None
+                or not isinstance(inner, ast.VectorAggregation) or inner.op != "sum"
+                or inner.grouping is None or inner.grouping.without):  # fmt: skip
+            return node
+        produced = set(known)
+        for log in (n for n in walk(inner) if isinstance(n, ast.LogExpr)):
+            for stage in log.stages:
+                names = labels_set_by(stage)
+                if names is None:
+                    return node
+                produced |= names
+        if produced & set(inner.grouping.labels):
+            return node
+        done.append(f"count(sum by ({', '.join(inner.grouping.labels)})) -> sum: no stream "
+                    "or stage sets that label")  # fmt: skip
+        return dataclasses.replace(inner, grouping=None, grouping_first=False)
+
+    fixed = map_nodes(expr, ast.VectorAggregation, fix)
+    return (fixed, done) if done else (expr, [])
 
 
 _OVER_TIME = re.compile(r"\b([a-z]+)_over_time(\s*\()")

@@ -74,7 +74,7 @@ def test_grounding_and_label_repair_leave_every_training_gold_query_as_it_is(
     including those whose true answer on the sample is empty."""
     from logpipe.nl.ground import TemplateGrounder, store_probe
     from logpipe.nl.prompt import schema_from_store
-    from logpipe.nl.repair import repair_labels
+    from logpipe.nl.repair import count_of_unset_groups, repair_labels
 
     setup = nl2logql.prepare(shared_data, tmp_path / "store")
     w = setup.window
@@ -88,3 +88,5 @@ def test_grounding_and_label_repair_leave_every_training_gold_query_as_it_is(
     relabelled = [(p.query, done) for p in setup.split.train
                   for _, done in [repair_labels(p.expr, labels, p.question)] if done]  # fmt: skip
     assert relabelled == []
+    regrouped = [p.query for p in setup.split.train if count_of_unset_groups(p.expr, labels)[1]]
+    assert regrouped == []

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from logpipe.logql import parse, parse_query
+from logpipe.logql import format_query, parse, parse_query
 from logpipe.logql.engine import Engine
 from logpipe.logql.results import Vector
 from logpipe.nl.answer import ExecOutcome, answer, engine_executor, validate_candidate
 from logpipe.nl.prompt import Prompt
 from logpipe.nl.repair import (
     balance,
+    count_of_unset_groups,
     extract_query,
     fix_range_spelling,
     range_from_question,
@@ -183,6 +184,47 @@ def test_a_matcher_on_a_label_the_store_lacks_is_dropped_unless_the_question_nam
     # a selector is never emptied
     lone = parse('{tenant_id="tenant-2"}')
     assert repair_labels(lone, LABELS, "errors?") == (lone, [])
+
+
+COUNTED = 'count_over_time({application="openssh-us-east"} |= "POSSIBLE BREAK-IN" [24h])'
+
+
+def test_a_count_of_groups_by_a_label_nothing_sets_becomes_a_sum() -> None:
+    expr = parse(f"count(sum by (break_in_attempt) ({COUNTED}))")
+    fixed, done = count_of_unset_groups(expr, LABELS)
+    assert fixed == parse(f"sum({COUNTED})")
+    assert done == ["count(sum by (break_in_attempt)) -> sum: no stream or stage sets that label"]
+    # through the loop: the repair is applied and named
+    question = "how many break-in attempts in the last 24 hours?"
+    candidate = validate_candidate(
+        f"count(sum by (break_in_attempt) ({COUNTED}))", question, LABELS
+    )
+    assert candidate.query == format_query(parse(f"sum({COUNTED})"))
+    assert done[0] in candidate.repairs
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # a stream label, a regexp group, a pattern capture, a label_format target
+        f"count(sum by (hostname) ({COUNTED}))",
+        'count(sum by (block) (count_over_time({application="hdfs"} '
+        '| regexp "blk_(?P<block>[0-9]+)" [4h])))',
+        'count(sum by (user) (count_over_time({application="x"} '
+        '| pattern "for <user> from" [1h])))',
+        'count(sum by (who) (count_over_time({application="x"} | label_format who=hostname [1h])))',
+        # json and logfmt may set any key: not judged
+        'count(sum by (user) (count_over_time({application="x"} | json [1h])))',
+        'count(sum by (user) (count_over_time({application="x"} | logfmt [1h])))',
+        # other shapes are someone else's business
+        f"sum by (break_in_attempt) ({COUNTED})",
+        f"count(max by (break_in_attempt) ({COUNTED}))",
+        f"count(sum without (break_in_attempt) ({COUNTED}))",
+    ],
+)
+def test_counts_of_groups_something_can_set_are_left_alone(query: str) -> None:
+    expr = parse(query)
+    assert count_of_unset_groups(expr, LABELS) == (expr, [])
 
 
 def test_unrepairable_output_is_rejected_with_the_parser_message() -> None:
