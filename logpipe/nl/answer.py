@@ -180,7 +180,7 @@ def validate_candidate(
             return candidate
     if labels:
         expr = _adopt(candidate, expr, *repair_labels(expr, labels, question))
-        expr = _adopt(candidate, expr, *count_of_unset_groups(expr, labels))
+        expr = _adopt(candidate, expr, *count_of_unset_groups(expr, labels, question))
     expr = _adopt(candidate, expr, *window_from_question(expr, question))
     if ground is not None and any(isinstance(node, ast.LogExpr) for node in walk(expr)):
         expr = _adopt(candidate, expr, *ground(expr, question))

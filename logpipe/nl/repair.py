@@ -283,8 +283,12 @@ def drop_unwrap_errors(expr: ast.Expr) -> ast.Expr | None:
     return None if fixed == expr else fixed
 
 
+_DISTINCT = re.compile(r"\b(?:unique|distinct|different)\b|\bhow many\b[^?]*\b(?:are|were) there\b",
+                       re.IGNORECASE)  # fmt: skip
+
+
 def count_of_unset_groups(
-    expr: ast.Expr, stream_labels: Iterable[str]
+    expr: ast.Expr, stream_labels: Iterable[str], question: str | None = None
 ) -> tuple[ast.Expr, list[str]]:
     """``count(sum by (x) (M))`` -> ``sum(M)`` where no stream label and no stage of ``M``
     sets any of the ``by`` labels; and the repair made, as a message.
@@ -292,10 +296,15 @@ def count_of_unset_groups(
     Why: the count of distinct ``x`` is how the training data asks "how many unique
     blocks", and a small model copies that shape onto plain "how many" questions with a
     made-up label (``count(sum by (break_in_attempt) (count_over_time(...)))``). With no
-    ``x`` anywhere there is one group, so the query answers 1 whatever the logs say; the
-    question asked how many lines, which is ``sum(M)``. A label some stage *could* set
-    (``json``, ``logfmt`` without extractions) leaves the query alone.
+    ``x`` anywhere there is one group, so the query answers 1 whatever the logs say; a
+    question that asked how many times something happened wants ``sum(M)``. A question
+    that asks for distinct things ("unique", "distinct", "how many nodes are there") is
+    left alone: there the count is meant and the missing label is the error, which a sum
+    would not fix. So is a label some stage *could* set (``json``, ``logfmt`` without
+    extractions).
     """
+    if question is not None and _DISTINCT.search(question):
+        return expr, []
     known = frozenset(stream_labels)
     done: list[str] = []
 

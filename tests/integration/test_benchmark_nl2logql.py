@@ -88,5 +88,6 @@ def test_grounding_and_label_repair_leave_every_training_gold_query_as_it_is(
     relabelled = [(p.query, done) for p in setup.split.train
                   for _, done in [repair_labels(p.expr, labels, p.question)] if done]  # fmt: skip
     assert relabelled == []
-    regrouped = [p.query for p in setup.split.train if count_of_unset_groups(p.expr, labels)[1]]
+    regrouped = [p.query for p in setup.split.train
+                 if count_of_unset_groups(p.expr, labels, p.question)[1]]  # fmt: skip
     assert regrouped == []

@@ -204,6 +204,17 @@ def test_a_count_of_groups_by_a_label_nothing_sets_becomes_a_sum() -> None:
 
 
 @pytest.mark.parametrize(
+    "question",
+    ["how many unique attackers tried?", "how many distinct sources in the last hour?",
+     "how many different hosts?", "How many compute nodes are there in openstack-eu?"],
+)  # fmt: skip
+def test_a_question_asking_for_distinct_things_keeps_its_count(question: str) -> None:
+    expr = parse(f"count(sum by (break_in_attempt) ({COUNTED}))")
+    assert count_of_unset_groups(expr, LABELS, question) == (expr, [])
+    assert count_of_unset_groups(expr, LABELS, "how many break-in attempts?")[1]
+
+
+@pytest.mark.parametrize(
     "query",
     [
         # a stream label, a regexp group, a pattern capture, a label_format target
