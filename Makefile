@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA ?= ../shared/data
 
 .PHONY: run run-parse run-kafka test test-data test-slow test-kafka lint bench install clean \
-	train-nl2logql
+	train-nl2logql train-llm-probe
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ NL2LOGQL_ARGS ?=
 train-nl2logql: $(STAMP)
 	LOGPIPE_SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m logpipe.models.nl2logql.train \
 		--out $(NL2LOGQL_RUN) $(NL2LOGQL_RECIPE) $(NL2LOGQL_ARGS)
+
+## make train-llm-probe: the variable probe of `logpipe parse --parser llm` (the committed
+## models/llm_parser/probe/), from the labelled Loghub 2k systems of the shared data: one
+## forward pass of the base model per template, a few minutes on this CPU.
+train-llm-probe: $(STAMP)
+	LOGPIPE_SHARED_DATA=$(SHARED_DATA) $(BIN)/python -m logpipe.models.llm_parser.train_probe
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

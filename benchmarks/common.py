@@ -24,6 +24,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from logpipe.datadir import shared_data_dir
+
 __all__ = [
     "LOGHUB_CITATION",
     "REPO",
@@ -64,8 +66,7 @@ LOGHUB_CITATION = (
 
 def default_data_dir() -> Path:
     """``$LOGPIPE_SHARED_DATA``, else ``../shared/data`` beside the checkout."""
-    env = os.environ.get("LOGPIPE_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    return shared_data_dir()
 
 
 def count_lines(path: Path) -> int:

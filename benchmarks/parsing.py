@@ -29,7 +29,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import json
 import sys
@@ -44,6 +43,7 @@ from typing import Any, cast
 import pyarrow as pa
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
+from logpipe.models.llm_parser.train_probe import LabelledSystem
 from rich.console import Console
 
 from benchmarks.common import (
@@ -77,8 +77,9 @@ from benchmarks.parsing_llm import (
     run_cold_start,
     run_warm_speed,
 )
-from logpipe.evaluation import ParsingScores, evaluate
+from logpipe.evaluation import ParsingScores, evaluate, read_labelled_lines
 from logpipe.parsing import TemplateMiner as OurMiner
+from logpipe.parsing.llm_backends import LOCAL_MODES
 
 __all__ = [
     "AccuracyReport",
@@ -240,18 +241,6 @@ class AccuracyReport:
         return sum(1 for s in self.systems if dataset is None or s.dataset == dataset)
 
 
-def _read_loghub_csv(path: Path, limit: int | None) -> tuple[list[str], list[str | None]]:
-    contents: list[str] = []
-    truth: list[str | None] = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            contents.append(row["Content"])
-            truth.append(row["EventTemplate"] or None)
-            if limit is not None and len(contents) >= limit:
-                break
-    return contents, truth
-
-
 def find_systems(
     data_dir: Path, names: Sequence[str] | None = None, limit: int | None = None
 ) -> list[SystemData]:
@@ -266,7 +255,7 @@ def find_systems(
                 continue
             path = sys_dir / f"{sys_dir.name}_2k.log_structured_corrected.csv"
             if path.is_file():
-                contents, truth = _read_loghub_csv(path, limit)
+                contents, truth = read_labelled_lines(path, limit)
                 systems.append(SystemData(sys_dir.name, dataset, contents, truth))
     return systems
 
@@ -828,10 +817,17 @@ def main(argv: list[str] | None = None) -> int:
         help="Model calls per second for the llm accuracy rows (0: unlimited).",
     )
     parser.add_argument(
+        "--llm-mode",
+        choices=LOCAL_MODES,
+        default="probe",
+        help="How the llm rows ask the local model (default: probe, the CLI's default; its "
+        "head is trained per scored system on the other systems only).",
+    )
+    parser.add_argument(
         "--llm-margin",
         type=float,
         default=None,
-        help="Local model margin for the llm rows (default: the CLI's, none: model unused).",
+        help="Local model margin for the llm rows (selects the score mode).",
     )
     parser.add_argument(
         "--llm-cold-start",
@@ -863,7 +859,11 @@ def main(argv: list[str] | None = None) -> int:
             QUICK_SYSTEMS if args.quick else None)  # fmt: skip
         systems = find_systems(data_dir, names=names, limit=QUICK_LINES if args.quick else None)
         if LLM_KEY in keys:
-            bench_llm = LLMBenchParser(data_dir, args.llm_budget, margin=args.llm_margin)
+            labelled = [LabelledSystem(x.name, x.contents, x.truth) for x in systems]
+            say = lambda m: progress.print(m, highlight=False)  # noqa: E731
+            bench_llm = LLMBenchParser(data_dir, args.llm_budget, margin=args.llm_margin,
+                                       mode=args.llm_mode, labelled=labelled,
+                                       progress=say)  # fmt: skip
             chosen.append((LLM_KEY, LLM_LABEL, bench_llm))
         acc = run_accuracy(systems, parsers=chosen, progress=progress)
     speed: SpeedReport | None = None
@@ -873,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
         speed = run_speed(raw_files, load_formats(data_dir), n_runs, progress=progress)
         if LLM_KEY in keys:
             llm = run_llm_speed(data_dir, raw_files, args.llm_cold_start, n_runs, progress,
-                                margin=args.llm_margin)  # fmt: skip
+                                margin=args.llm_margin, mode=args.llm_mode)  # fmt: skip
 
     info = run_info(args.quick)
     print_tables(console, acc, speed, llm)
@@ -899,17 +899,20 @@ def run_llm_speed(
     progress: Console | None = None,
     *,
     margin: float | None = None,
+    mode: str = "probe",
 ) -> LLMSpeed:
     """The LLM parser's cold start on ``cold_system``'s 2k file and warm runs on raw logs."""
     out = LLMSpeed()
     cold_file = data_dir / CORE_SET / cold_system / f"{cold_system}_2k.log"
     if progress is not None:
         progress.print(f"llm cold start: {cold_file.name}", highlight=False)
-    out.cold.append(run_cold_start(cold_file, cold_system, margin=margin))
+    out.cold.append(run_cold_start(cold_file, cold_system, margin=margin, mode=mode))
     for log_file in raw_files:
         if progress is not None:
             progress.print(f"llm warm speed: {log_file.name}", highlight=False)
-        out.warm.append(run_warm_speed(log_file, preset_of(log_file), n_runs, margin=margin))
+        out.warm.append(
+            run_warm_speed(log_file, preset_of(log_file), n_runs, margin=margin, mode=mode)
+        )
     return out
 
 

@@ -22,12 +22,13 @@ import csv
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from logpipe.models.llm_parser.train_probe import LabelledSystem, ProbeRows, collect, train
 
 from benchmarks.common import cli_argv, count_lines, run_command
 from logpipe.parsing.llm import LLMParser, LLMParserConfig
@@ -81,25 +82,59 @@ def loso_demonstrations(
 @dataclass
 class LLMBenchParser:
     """The LLM parser as a benchmark parser: ``parse_system`` gives it the system's name
-    (to leave its data out); ``last_extra`` holds the figures of the latest run."""
+    (to leave its data out); ``last_extra`` holds the figures of the latest run.
+
+    ``mode`` is the local model's (:data:`~logpipe.parsing.llm_backends.LOCAL_MODES`; a
+    ``margin`` selects ``score``). In ``probe`` mode the head is trained per scored system
+    on the *other* ``labelled`` systems (features of all of them collected once), its
+    threshold chosen leave-one-system-out among those others: the shipped head, which has
+    seen every system, is never used for accuracy.
+    """
 
     data_dir: Path
     budget: float = 0.0
     backend: TemplateBackend | None = None
-    margin: float | None = None  # the local model's; None: not used (the CLI default)
+    margin: float | None = None  # the local model's score-mode margin
+    mode: str = "probe"
+    labelled: Sequence[LabelledSystem] = ()
+    progress: Callable[[str], None] | None = None
     last_extra: dict[str, float] = field(default_factory=dict)
+    last_probe: dict[str, float] = field(default_factory=dict)
+    _rows: dict[str, ProbeRows] = field(default_factory=dict)
+    _model: Any = None
 
-    def _backend(self) -> TemplateBackend | None:
+    def _backend(self, name: str) -> TemplateBackend | None:
+        if self.backend is None and self.margin is None and self.mode == "probe":
+            return self._probe_backend(name)
         if self.backend is None:
-            self.backend = make_backend("local", local_margin=self.margin)
+            self.backend = make_backend("local", local_mode=self.mode, local_margin=self.margin)
         return self.backend
+
+    def _probe_backend(self, name: str) -> TemplateBackend:
+        from logpipe.models.llm_parser.local import LocalBackend
+        from logpipe.models.nl2logql.loader import load_base_model
+
+        if self._model is None:
+            self._model = load_base_model()
+        model, tok = self._model.model, self._model.tokenizer
+        for system in self.labelled:
+            if system.name not in self._rows:
+                if self.progress is not None:
+                    self.progress(f"llm probe: features of {system.name}")
+                self._rows[system.name] = collect(model, tok, system)
+        others = [rows for n, rows in self._rows.items() if n != name]
+        probe = train(others, progress=self.progress)
+        self.last_probe = {"threshold": probe.threshold,
+                           "train_systems": float(len(others))}  # fmt: skip
+        backend: TemplateBackend = LocalBackend(model, tok, mode="probe", probe=probe)
+        return backend
 
     def parse_system(self, name: str, contents: Sequence[str]) -> list[str]:
         """Parse ``contents`` of system ``name`` cold, with leave-one-out demonstrations."""
         from logpipe.models.llm_parser.demos import load_demonstrations
 
         demos = [*load_demonstrations(), *loso_demonstrations(self.data_dir, name)]
-        parser = LLMParser(self._backend(), demos=demos,
+        parser = LLMParser(self._backend(name), demos=demos,
                            config=LLMParserConfig(max_calls_per_second=self.budget))  # fmt: skip
         started = time.perf_counter()
         text = pa.array(list(contents), pa.string())
@@ -113,6 +148,7 @@ class LLMBenchParser:
             "cache_hit_rate": stats.cache_hits / stats.groups if stats.groups else 0.0,
             "lines_per_sec": n / secs if secs > 0 else 0.0,
             "demonstrations": float(len(demos)),
+            **({"probe_threshold": self.last_probe["threshold"]} if self.last_probe else {}),
         }
         return [t or "" for t in templates.to_pylist()]
 
@@ -138,20 +174,22 @@ def _llm_summary(stdout: bytes) -> dict[str, Any]:
 
 
 def _parse_argv(
-    log_file: Path, preset: str, out: Path, margin: float | None, *extra: str
+    log_file: Path, preset: str, out: Path, margin: float | None, mode: str, *extra: str
 ) -> list[str]:
-    with_margin = [] if margin is None else ["--llm-local-margin", str(margin)]
+    with_margin = ["--llm-local-mode", mode]
+    with_margin += [] if margin is None else ["--llm-local-margin", str(margin)]
     return [*cli_argv(), "parse", str(log_file), "--preset", preset, "--parser", "llm",
             "--out", str(out), "--json", "--no-progress", *with_margin, *extra]  # fmt: skip
 
 
 def run_cold_start(
-    log_file: Path, preset: str, timeout_secs: float = 600.0, margin: float | None = None
-) -> ColdStart:
+    log_file: Path, preset: str, timeout_secs: float = 600.0, margin: float | None = None,
+    mode: str = "probe",
+) -> ColdStart:  # fmt: skip
     """``logpipe parse FILE --parser llm`` with no state and the default budget."""
     lines = count_lines(log_file)
     with tempfile.TemporaryDirectory(prefix="logpipe-bench-") as tmp:
-        argv = _parse_argv(log_file, preset, Path(tmp) / "out", margin)
+        argv = _parse_argv(log_file, preset, Path(tmp) / "out", margin, mode)
         result = run_command(argv, timeout_secs)
     if result.error is not None:
         return ColdStart(preset, lines, None, None, result.error)
@@ -176,13 +214,14 @@ class WarmRun:
 
 
 def run_warm_speed(
-    log_file: Path, preset: str, n_runs: int, margin: float | None = None
+    log_file: Path, preset: str, n_runs: int, margin: float | None = None, mode: str = "probe"
 ) -> WarmRun:
     """Warm up a state on ``log_file`` (unlimited budget), then time runs that resume it."""
     lines = count_lines(log_file)
     with tempfile.TemporaryDirectory(prefix="logpipe-bench-") as tmp:
         state = Path(tmp) / "state.json"
-        warm = run_command(_parse_argv(log_file, preset, Path(tmp) / "w", margin, "--state-out",
+        warm = run_command(_parse_argv(log_file, preset, Path(tmp) / "w", margin, mode,
+                                       "--state-out",
                                        str(state), "--llm-max-calls-per-second", "0"),
                            timeout_secs=1800.0)  # fmt: skip
         if warm.error is not None:
@@ -191,7 +230,7 @@ def run_warm_speed(
         calls: int | None = None
         for i in range(n_runs):
             out = Path(tmp) / f"r{i}"
-            argv = _parse_argv(log_file, preset, out, margin, "--state-in", str(state))
+            argv = _parse_argv(log_file, preset, out, margin, mode, "--state-in", str(state))
             result = run_command(argv)
             if result.error is not None:
                 return WarmRun(log_file.name, lines, None, None, warm.secs, result.error)

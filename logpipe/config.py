@@ -258,19 +258,27 @@ class ParseLLMConfig(_Section):
     )
     timeout_secs: float = Field(default=30.0, gt=0, description="openai: per-call timeout.")
     max_calls_per_second: float = Field(
-        default=1.0,
+        default=10.0,
         ge=0,
         description="Model-call budget (token bucket; 0 = unlimited). Groups beyond it keep "
-        "their statistical template and are asked about again later.",
+        "their statistical template and are asked about again later. A probe call takes "
+        "~70-90 ms on a 2-core CPU, so 10/s holds the model under one core in a burst.",
     )
     burst: float = Field(default=8.0, ge=1, description="Calls the budget may make at once.")
+    local_mode: Literal["probe", "score", "off"] = Field(
+        default="probe",
+        description="local: probe = a head trained on labelled templates of other systems "
+        "marks constant tokens that are variables (one forward pass per new template); "
+        "score = the untuned model's own preference, with local_margin; off = the model is "
+        "not used (cache and merges only). See models/llm_parser/README.md.",
+    )
     local_margin: float | None = Field(
         default=None,
         ge=0,
         allow_inf_nan=False,
-        description="local: nats by which the model must prefer <*> over a token to make it "
-        "a variable; unset: the model is not used (measured to lower accuracy untuned; see "
-        "models/llm_parser/README.md).",
+        description="local, score mode: nats by which the model must prefer <*> over a token "
+        "to make it a variable (setting it selects the score mode; measured to lower "
+        "accuracy).",
     )
 
 

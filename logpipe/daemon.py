@@ -278,6 +278,7 @@ def build_stages(config: Config) -> list[Stage]:
         llm_backend = make_backend(llm.backend, base_url=llm.base_url, model=llm.model,
                                    api_key_env=llm.api_key_env,
                                    timeout_s=llm.timeout_secs,
+                                   local_mode=llm.local_mode,
                                    local_margin=llm.local_margin)  # fmt: skip
         llm_config = LLMParserConfig(max_calls_per_second=llm.max_calls_per_second,
                                      burst=llm.burst)  # fmt: skip

@@ -70,6 +70,7 @@ __all__ = [
     "evaluate_files",
     "f1",
     "load_aligned",
+    "read_labelled_lines",
 ]
 
 
@@ -291,6 +292,21 @@ def _read_structured(path: Path) -> _StructuredColumns:
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", path=str(path)) from None
     return _StructuredColumns(line_ids, templates)
+
+
+def read_labelled_lines(path: Path, limit: int | None = None) -> tuple[list[str], list[str | None]]:
+    """The ``Content`` and ``EventTemplate`` columns of a Loghub structured CSV (the first
+    ``limit`` rows): what a parser reads and what it should answer, line by line. An
+    empty template is None, as in :func:`load_aligned`."""
+    contents: list[str] = []
+    truth: list[str | None] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            contents.append(row["Content"])
+            truth.append(row["EventTemplate"] or None)
+            if limit is not None and len(contents) >= limit:
+                break
+    return contents, truth
 
 
 def _line_id_key(value: str) -> int | str:

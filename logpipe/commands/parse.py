@@ -18,7 +18,7 @@ from logpipe.errors import InputError
 from logpipe.io.inputs import DEFAULT_BATCH_LINES
 from logpipe.io.outputs import OutputFormat
 from logpipe.parsing.llm import LLMParserConfig
-from logpipe.parsing.llm_backends import BACKENDS, DEFAULT_API_KEY_ENV
+from logpipe.parsing.llm_backends import BACKENDS, DEFAULT_API_KEY_ENV, LOCAL_MODES
 
 __all__ = ["register"]
 
@@ -162,13 +162,22 @@ def register(app: click.Group) -> None:
         help="Model-call budget (token bucket, bursts of 8); 0 = unlimited.",
     )
     @click.option(
+        "--llm-local-mode",
+        type=click.Choice(LOCAL_MODES),
+        default="probe",
+        show_default=True,
+        help="local backend: probe = a head trained on other systems' labelled templates "
+        "marks constant tokens that are variables; score = the untuned model's preference "
+        "(with --llm-local-margin); off = no model, the cache and merges only.",
+    )
+    @click.option(
         "--llm-local-margin",
         type=click.FloatRange(min=0),
         default=None,
         metavar="NATS",
-        help="local backend: how much more the model must expect <*> than a token to make it "
-        "a variable. Unset: the untuned model is not used (it lowered accuracy at every margin "
-        "measured; see models/llm_parser/README.md); the cache and merges still run.",
+        help="local backend, score mode (implied): how much more the untuned model must "
+        "expect <*> than a token to make it a variable (lowered accuracy at every margin "
+        "measured; see models/llm_parser/README.md).",
     )
     def parse(  # noqa: PLR0917 - click maps each parameter to a flag
         paths: tuple[str, ...],
@@ -188,6 +197,7 @@ def register(app: click.Group) -> None:
         llm_model: str | None,
         llm_api_key_env: str,
         llm_max_calls_per_second: float,
+        llm_local_mode: str,
         llm_local_margin: float | None,
     ) -> None:
         progress = _progress(no_progress)
@@ -207,6 +217,7 @@ def register(app: click.Group) -> None:
                 model=llm_model,
                 api_key_env=llm_api_key_env,
                 max_calls_per_second=llm_max_calls_per_second,
+                local_mode=llm_local_mode,
                 local_margin=llm_local_margin,
             ),
         )

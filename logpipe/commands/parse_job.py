@@ -152,6 +152,7 @@ class LLMOptions:
     api_key_env: str = DEFAULT_API_KEY_ENV
     max_calls_per_second: float = LLMParserConfig.max_calls_per_second
     timeout_s: float = 30.0
+    local_mode: str = "probe"
     local_margin: float | None = None
 
 
@@ -277,7 +278,7 @@ def _true_count(mask: pa.Array | None) -> int:
 def _load_llm_parser(state_in: Path | None, llm: LLMOptions) -> LLMParser:
     backend = make_backend(llm.backend, base_url=llm.base_url, model=llm.model,
                            api_key_env=llm.api_key_env, timeout_s=llm.timeout_s,
-                           local_margin=llm.local_margin)  # fmt: skip
+                           local_mode=llm.local_mode, local_margin=llm.local_margin)  # fmt: skip
     config = LLMParserConfig(max_calls_per_second=llm.max_calls_per_second)
     if state_in is None:
         return LLMParser(backend, config=config)

@@ -64,7 +64,7 @@ class LLMParserConfig:
 
     batch_lines: int = 5
     demonstrations: int = 3
-    max_calls_per_second: float = 1.0
+    max_calls_per_second: float = 10.0
     burst: float = 8.0
     max_resolved: int = 200_000
 

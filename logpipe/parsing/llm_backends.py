@@ -37,6 +37,7 @@ from logpipe.errors import ModelError, UsageError
 __all__ = [
     "BACKENDS",
     "DEFAULT_API_KEY_ENV",
+    "LOCAL_MODES",
     "Demonstration",
     "LazyBackend",
     "OpenAIBackend",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 BACKENDS = ("local", "openai")
+#: How the local model is asked (see :func:`make_backend`).
+LOCAL_MODES = ("probe", "score", "off")
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 #: Reply cap for a chat endpoint: a template is one log line.
 MAX_REPLY_TOKENS = 256
@@ -175,19 +178,30 @@ def make_backend(
     model: str | None = None,
     api_key_env: str = DEFAULT_API_KEY_ENV,
     timeout_s: float = 30.0,
+    local_mode: str = "probe",
     local_margin: float | None = None,
 ) -> TemplateBackend | None:
-    """The backend ``kind`` (``local`` or ``openai``), loaded lazily where that costs; None
-    for ``local`` without a margin (its answers would never be adopted: see above)."""
+    """The backend ``kind`` (``local`` or ``openai``), loaded lazily where that costs.
+
+    ``local`` asks the model in ``local_mode``: ``probe`` (default, the trained variable
+    probe), ``score`` (needs ``local_margin``; a margin alone also selects it, an infinite
+    one means never adopt) or ``off`` (None: the parser runs on its cache and merges)."""
     if kind == "local":
-        if local_margin is None or local_margin == float("inf"):
+        if local_mode not in LOCAL_MODES:
+            raise UsageError(f"unknown local mode {local_mode!r}; choose one of "
+                             f"{', '.join(LOCAL_MODES)}")  # fmt: skip
+        if local_margin is not None:
+            local_mode = "score"
+        if local_mode == "off" or local_margin == float("inf"):
             return None
-        margin = local_margin
+        if local_mode == "score" and local_margin is None:
+            raise UsageError("the local score mode needs a margin (--llm-local-margin NATS)")
+        mode, margin = local_mode, local_margin or 0.0
 
         def build() -> TemplateBackend:
             from logpipe.models.llm_parser.local import LocalBackend  # noqa: PLC0415 - torch
 
-            backend: TemplateBackend = LocalBackend.load(margin=margin)
+            backend: TemplateBackend = LocalBackend.load(mode=mode, margin=margin)
             return backend
 
         return LazyBackend("local", build)

@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import platform
 import random
 import sys
@@ -42,6 +41,7 @@ from logpipe.models.nl2logql.checkpoint import (
 )
 from logpipe.models.nl2logql.examples import TrainingExample
 
+from logpipe.datadir import shared_data_dir
 from logpipe.errors import LogpipeError, ModelError
 
 if TYPE_CHECKING:
@@ -341,8 +341,7 @@ def _log(message: str) -> None:
 
 def _default_data_dir() -> Path:
     """``$LOGPIPE_SHARED_DATA``, else ``../shared/data`` beside the checkout."""
-    env = os.environ.get("LOGPIPE_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return shared_data_dir()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from logpipe.commands import parse_job
 from logpipe.commands.parse_job import LLMOptions, ParseOptions, run_parse
-from logpipe.errors import ModelError, StateError
+from logpipe.errors import ModelError, StateError, UsageError
 from logpipe.parsing.llm import LLMParser, LLMParserConfig
 from logpipe.parsing.llm_backends import LazyBackend, ParseRequest, TemplateBackend, make_backend
 from logpipe.parsing.masking import VAR
@@ -263,12 +263,18 @@ def test_the_parse_stage_with_a_garbage_model_emits_checked_templates(tmp_path: 
     assert plain.process(raw_batch([lines[0].encode()], source="t")).num_rows == 1
 
 
-def test_the_untuned_local_model_is_only_built_with_a_margin() -> None:
-    assert make_backend("local") is None  # measured to lower accuracy: not consulted
-    assert make_backend("local", local_margin=float("inf")) is None
-    lazy = make_backend("local", local_margin=4.0)
+def test_the_local_backend_is_the_probe_by_default_and_built_on_its_first_call() -> None:
+    lazy = make_backend("local")  # the trained probe: measured to help, see the model card
     assert isinstance(lazy, LazyBackend) and not lazy.loaded  # loaded on the first call only
-    parser = LLMParser(make_backend("local"))
+    scored = make_backend("local", local_margin=4.0)  # a margin selects the score mode
+    assert isinstance(scored, LazyBackend) and not scored.loaded
+    assert make_backend("local", local_margin=float("inf")) is None  # never adopt
+    assert make_backend("local", local_mode="off") is None
+    with pytest.raises(UsageError, match="needs a margin"):
+        make_backend("local", local_mode="score")
+    with pytest.raises(UsageError, match="unknown local mode"):
+        make_backend("local", local_mode="beam")
+    parser = LLMParser(make_backend("local", local_mode="off"))
     lines = _lines(7, 300)
     assert _parse(parser, lines)[0] == _parse(LLMParser(None), lines)[0]
     assert parser.stats.model_calls == 0
