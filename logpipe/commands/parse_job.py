@@ -279,7 +279,9 @@ def _load_llm_parser(state_in: Path | None, llm: LLMOptions) -> LLMParser:
     backend = make_backend(llm.backend, base_url=llm.base_url, model=llm.model,
                            api_key_env=llm.api_key_env, timeout_s=llm.timeout_s,
                            local_mode=llm.local_mode, local_margin=llm.local_margin)  # fmt: skip
-    config = LLMParserConfig(max_calls_per_second=llm.max_calls_per_second)
+    # a batch job over files: nothing queues behind it, so the budget paces the calls
+    # instead of deferring groups to batches that may never come
+    config = LLMParserConfig(max_calls_per_second=llm.max_calls_per_second, wait_for_budget=True)
     if state_in is None:
         return LLMParser(backend, config=config)
     if not state_in.is_file():

@@ -4,7 +4,9 @@ Why: a model call takes seconds on a CPU. A burst of new templates (a deploy, a 
 service) must not stall ingestion behind a queue of calls, so calls are rationed: the
 bucket refills ``rate`` calls per second up to ``burst``; a group that finds it empty keeps
 its statistical template for now and is asked about again on a later batch, when the
-bucket has refilled. The clock is injectable so tests need no sleeping.
+bucket has refilled. A batch job (``logpipe parse`` on files, where nothing waits behind
+it) may instead wait for the next token (:meth:`TokenBucket.wait_secs`): the budget then
+only paces the calls. The clock is injectable so tests need no sleeping.
 
 Time spent *inside* a call does not refill the bucket (:meth:`TokenBucket.charge`): else a
 model slower than ``1 / rate`` seconds a call would refill the bucket as fast as it is
@@ -55,6 +57,13 @@ class TokenBucket:
         if self.unlimited or seconds <= 0:
             return
         self._at = min(self._clock(), self._at + seconds)
+
+    def wait_secs(self) -> float:
+        """Seconds until a call could be made (0 when one can now)."""
+        if self.unlimited:
+            return 0.0
+        self._refill()
+        return max(0.0, (1.0 - self._tokens) / self.rate)
 
     def take(self) -> bool:
         """Take one call if the budget allows; False (counted) when it does not."""

@@ -60,12 +60,15 @@ _POOL_LINES = 64
 class LLMParserConfig:
     """``batch_lines``: lines shown per model call; ``demonstrations``: solved examples in
     the prompt; ``max_calls_per_second``/``burst``: the model-call budget (<= 0: none);
+    ``wait_for_budget``: wait for the next call rather than defer the group (a batch job
+    over files, where nothing queues behind the parser; the daemon defers);
     ``max_resolved``: statistical templates remembered (least recently used go)."""
 
     batch_lines: int = 5
     demonstrations: int = 3
     max_calls_per_second: float = 10.0
     burst: float = 8.0
+    wait_for_budget: bool = False
     max_resolved: int = 200_000
 
 
@@ -132,6 +135,7 @@ class LLMParser:
         config: LLMParserConfig | None = None,
         demos: Iterable[Demonstration] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         from logpipe.models.llm_parser.demos import DemoPool, load_demonstrations  # noqa: PLC0415
 
@@ -148,6 +152,7 @@ class LLMParser:
         self._entry_groups: dict[int, int] = {}
         self._revision = 0
         self._clock = clock
+        self._sleep = sleep
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------ miner-compatible API
@@ -228,6 +233,8 @@ class LLMParser:
                 return self._settle(stat, hit, provisional=False)
         if self.backend is None:
             return self._settle(stat, self.cache.add(stat, "statistical"), provisional=False)
+        if self.llm_config.wait_for_budget and not self.budget.available():
+            self._sleep(self.budget.wait_secs())
         if not self.budget.take():
             self.stats.deferred += 1
             entry_id = known.entry_id if known else self.cache.add(stat, "statistical")

@@ -9,12 +9,12 @@ statistical template, so a dead endpoint slows nothing and loses nothing.
 
 * ``local`` (default): SmolLM2-135M-Instruct on this machine
   (:mod:`logpipe.models.llm_parser.local`, loaded on the first call so a warm cache never
-  loads it at all). It only decides which constant tokens become variables, and only where
-  it prefers ``<*>`` by more than ``local_margin`` nats. **Measured** (leave-one-system-out
-  on Loghub-2k, ``benchmarks/parsing_llm_margin.py``): the untuned base model lowers
-  accuracy at every margin tried, so the default margin is None ("never adopt") and no
-  model is built: the hybrid parser then runs on its cache and merges alone, and a
-  margin must be given to put the model in the loop;
+  loads it at all). It only decides which constant tokens of the statistical template
+  become variables. By default (``local_mode="probe"``) a head trained on labelled templates
+  of other systems reads that decision from the model's hidden states
+  (:mod:`logpipe.models.llm_parser.probe`); the untuned model's own preference
+  (``score`` mode, ``local_margin`` nats) lowered accuracy at every margin measured and is
+  kept for experiments; ``off`` runs the parser on its cache and merges alone;
 * ``openai``: any OpenAI-compatible ``/chat/completions`` endpoint (a hosted model, vLLM,
   llama.cpp's server, Ollama...), through the standard library's HTTP client only. The key
   is read from the environment variable the configuration names, never from a file or a

@@ -191,6 +191,23 @@ def test_the_budget_degrades_a_burst_to_statistical_templates_then_asks_again() 
     assert parser.stats.model_calls == 4
 
 
+def test_a_batch_job_waits_for_the_budget_instead_of_deferring() -> None:
+    clock = FakeClock()
+    slow = FunctionBackend(lambda r: r.statistical, clock=clock, call_secs=0.5)
+
+    def sleep(secs: float) -> None:
+        clock.now += secs
+
+    config = LLMParserConfig(max_calls_per_second=2.0, burst=2, wait_for_budget=True)
+    parser = LLMParser(slow, config=config, clock=clock, sleep=sleep)
+    burst = [f"event{i} happened {i}" for i in range(10)]
+    templates, _ = _parse(parser, burst)
+    _assert_valid(burst, templates)
+    assert parser.stats.model_calls == 10 and parser.stats.deferred == 0
+    # two from the burst, then one every 0.5 s of waiting, plus 0.5 s inside each call
+    assert clock.now == pytest.approx(10 * 0.5 + 8 * 0.5)
+
+
 def test_state_round_trips_with_the_same_ids(tmp_path: Path) -> None:
     backend = FunctionBackend(_generalise_first_word)
     parser = LLMParser(backend, config=UNLIMITED)
