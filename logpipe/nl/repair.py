@@ -11,7 +11,7 @@ Two kinds:
 * **text repairs** (:data:`TEXT_REPAIRS`) make unparseable text parse: quotes, ``==`` in a
   selector, range spelling, unbalanced brackets and strings, a missing range, an unknown
   ``*_over_time`` name, an ``unwrap`` in a function that counts lines, a capture name a
-  ``regexp`` repeats;
+  ``regexp`` repeats, a ``regexp`` that names no capture;
 * **schema repairs** (:func:`repair_labels`) change selector matchers of a parsed query to
   label names and values the store has, when one is close enough;
   :func:`count_of_unset_groups` reads ``count(sum by (x) (...))`` as ``sum(...)`` when
@@ -35,6 +35,7 @@ __all__ = [
     "TEXT_REPAIRS",
     "balance",
     "count_of_unset_groups",
+    "drop_captureless_regexp",
     "drop_unwrap_errors",
     "extract_query",
     "fix_range_spelling",
@@ -396,6 +397,27 @@ def rename_repeated_captures(text: str) -> str | None:
     return fixed if fixed != text else None
 
 
+_REGEXP_PARSER = re.compile(r'\|\s*regexp\s+("(?:[^"\\]|\\.)*"|`[^`]*`)')
+_ANY_NAMED_GROUP = re.compile(r"\(\?P?<\w+>")
+
+
+def drop_captureless_regexp(text: str) -> str | None:
+    """Drop ``| regexp "..."`` stages whose pattern names no capture.
+
+    Why: Loki refuses such a stage ("at least one named capture must be supplied"), and a
+    small model writes one to mean "lines like this" after a line filter that already says
+    it (``|~ "Active base files: .*" | regexp "Active base files: .*"``). A ``regexp`` stage
+    never drops lines, it only adds the labels it names; naming none, it does nothing, so
+    removing it changes no answer."""
+    masked = strings_masked(text)
+    spans = [m.span() for m in _REGEXP_PARSER.finditer(text)
+             if masked[m.start()] == "|" and not _ANY_NAMED_GROUP.search(m.group(1))]  # fmt: skip
+    out = text
+    for start, end in reversed(spans):
+        out = out[:start].rstrip() + " " + out[end:].lstrip()
+    return out if spans else None
+
+
 TextRepair = Callable[[str, str], str | None]
 TEXT_REPAIRS: Sequence[tuple[str, TextRepair]] = (
     ("single quotes", lambda t, q: _single_quotes(t)),
@@ -406,6 +428,7 @@ TEXT_REPAIRS: Sequence[tuple[str, TextRepair]] = (
     ("function name", lambda t, q: fix_function_names(t)),
     ("unwrap in a counting function", lambda t, q: unwrap_in_counting(t)),
     ("repeated capture names", lambda t, q: rename_repeated_captures(t)),
+    ("regexp without a named capture", lambda t, q: drop_captureless_regexp(t)),
 )
 """(name, repair(text, question)) in the order they are tried; each returns None when it
 does not apply."""

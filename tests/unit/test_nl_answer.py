@@ -15,6 +15,7 @@ from logpipe.nl.prompt import Prompt
 from logpipe.nl.repair import (
     balance,
     count_of_unset_groups,
+    drop_captureless_regexp,
     extract_query,
     fix_range_spelling,
     range_from_question,
@@ -236,6 +237,21 @@ def test_a_question_asking_for_distinct_things_keeps_its_count(question: str) ->
 def test_counts_of_groups_something_can_set_are_left_alone(query: str) -> None:
     expr = parse(query)
     assert count_of_unset_groups(expr, LABELS) == (expr, [])
+
+
+def test_a_regexp_stage_that_names_no_capture_is_dropped() -> None:
+    raw = ('sum(count_over_time({application="openssh-us-east"} |~ "Active base files: .*" '
+           '| regexp "Active base files: .*" [1h]))')  # fmt: skip
+    fixed = drop_captureless_regexp(raw)
+    assert fixed is not None and "regexp" not in fixed
+    candidate = validate_candidate(raw, "how many active base files?", LABELS)
+    want = 'sum(count_over_time({application="openssh-us-east"} |~ "Active base files: .*" [1h]))'
+    assert candidate.query == format_query(parse(want))
+    assert candidate.repairs == ["regexp without a named capture"]
+    # named captures (either spelling) stay, and so does text inside a string
+    assert drop_captureless_regexp('{a="b"} | regexp "(?P<x>\\d+)"') is None
+    assert drop_captureless_regexp('{a="b"} | regexp `(?<x>[0-9]+)`') is None
+    assert drop_captureless_regexp('{a="b"} |= "| regexp \\"x\\""') is None
 
 
 def test_unrepairable_output_is_rejected_with_the_parser_message() -> None:
