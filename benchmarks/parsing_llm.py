@@ -99,7 +99,7 @@ class LLMBenchParser:
     labelled: Sequence[LabelledSystem] = ()
     progress: Callable[[str], None] | None = None
     last_extra: dict[str, float] = field(default_factory=dict)
-    last_probe: dict[str, float] = field(default_factory=dict)
+    last_threshold: float | None = None  # the probe head's, for the latest system
     _rows: dict[str, ProbeRows] = field(default_factory=dict)
     _model: Any = None
 
@@ -124,8 +124,7 @@ class LLMBenchParser:
                 self._rows[system.name] = collect(model, tok, system)
         others = [rows for n, rows in self._rows.items() if n != name]
         probe = train(others, progress=self.progress)
-        self.last_probe = {"threshold": probe.threshold,
-                           "train_systems": float(len(others))}  # fmt: skip
+        self.last_threshold = probe.threshold
         backend: TemplateBackend = LocalBackend(model, tok, mode="probe", probe=probe)
         return backend
 
@@ -148,7 +147,7 @@ class LLMBenchParser:
             "cache_hit_rate": stats.cache_hits / stats.groups if stats.groups else 0.0,
             "lines_per_sec": n / secs if secs > 0 else 0.0,
             "demonstrations": float(len(demos)),
-            **({"probe_threshold": self.last_probe["threshold"]} if self.last_probe else {}),
+            **({} if self.last_threshold is None else {"probe_threshold": self.last_threshold}),
         }
         return [t or "" for t in templates.to_pylist()]
 

@@ -168,6 +168,7 @@ class VarProbe:
     @classmethod
     def load(cls, directory: str | Path = PROBE_DIR) -> VarProbe:
         """The head saved by :meth:`save` (ModelError when missing or malformed)."""
+        from safetensors import SafetensorError  # noqa: PLC0415
         from safetensors.numpy import load_file  # noqa: PLC0415
 
         path = Path(directory)
@@ -178,7 +179,7 @@ class VarProbe:
                         float(meta["threshold"]), tuple(int(x) for x in meta["layers"]),
                         {k: v for k, v in meta.items()
                          if k not in ("intercept", "threshold", "layers")})  # fmt: skip
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
             raise ModelError(f"cannot load the variable probe in {path}: {exc}") from None
         if not (probe.mean.shape == probe.scale.shape == probe.coef.shape):
             raise ModelError(f"the variable probe in {path} has arrays of different sizes")

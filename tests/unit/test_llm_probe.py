@@ -81,6 +81,9 @@ def test_the_head_round_trips_and_decides_above_its_threshold(tmp_path: Path) ->
     assert apply_probe("user root  in", [1, 2], np.array([0.95, 0.5]), 0.9) == "user <*> in"
     with pytest.raises(ModelError, match="cannot load the variable probe"):
         VarProbe.load(tmp_path / "nowhere")
+    (tmp_path / "head" / "probe.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ModelError, match="cannot load the variable probe"):
+        VarProbe.load(tmp_path / "head")
 
 
 def _rows(name: str, n_users: int) -> ProbeRows:
