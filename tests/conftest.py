@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from logpipe.datadir import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 # The committed NL2LogQL adapter makes `ask`'s auto backend load a 540 MB model; tests (and
@@ -15,15 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LOGPIPE_NL2LOGQL_ADAPTER", "none")
 
 
-def shared_data_dir() -> Path:
-    """``../shared/data`` beside the checkout, or ``$LOGPIPE_SHARED_DATA``."""
-    env = os.environ.get("LOGPIPE_SHARED_DATA")
-    return Path(env).resolve() if env else (REPO.parent / "shared" / "data").resolve()
-
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = shared_data_dir()
+    path = shared_data_dir().resolve()
     if not (path / "loghub-2k").is_dir():
         pytest.skip(f"shared data not found at {path}")
     return path

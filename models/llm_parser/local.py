@@ -18,7 +18,7 @@ Three ways to ask it (``mode``):
   with :func:`~logpipe.models.nl2logql.generate.line_end`), capped near the line's length.
   The untuned 135M model paraphrases and loops often here; the checker catches it.
 
-Either way the answer goes through :func:`logpipe.parsing.template_check.check_template`.
+Whatever the mode, the answer goes through :func:`logpipe.parsing.template_check.check_template`.
 """
 
 from __future__ import annotations
